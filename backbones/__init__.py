@@ -1,0 +1,1 @@
+"""Vision Mamba backbones for OpenMMLab (filled in by the backbone commits)."""

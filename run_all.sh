@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The suite's single entry point. Every subcommand that needs Python first makes sure the
+# pinned environment exists (tools/setup_env.sh: built once, cached outside the checkout).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Kept in step with ablations.TABLES by tests/test_run_all.py.
+TABLES=(table4 table5 tableS1 mobilemamba_mrffi)
+
+usage() {
+  cat <<EOF
+Usage: ./run_all.sh <command> [args...]
+
+Commands:
+  setup                 build (once) the pinned environment and print its python
+  test [PYTEST ARGS]    run the test suite (tests/) in the environment
+  list                  list the known ablation tables and their rows
+  table4 [OPTIONS]      MambaVision Table 4: token-mixer design (ImageNet, COCO, ADE20K)
+  table5 [OPTIONS]      MambaVision Table 5: hybrid attention pattern (ImageNet)
+  tableS1 [OPTIONS]     MambaVision Table S.1: window sizes (ImageNet, COCO)
+  mobilemamba_mrffi [OPTIONS]
+                        MobileMamba MRFFI flags (ImageNet)
+  all [OPTIONS]         every table above, one after the other
+  report <table> [--work-dir DIR] [--out DIR] [--pick last|best] [--profile smoke|full]
+                        merge a table's logs into reports/<table>/<table>.{md,csv,png}
+  python ARGS...        run the environment's python (for your own scripts)
+  -h, --help            this message
+
+Table options (see ./run_all.sh table4 --help):
+  --profile smoke|full  smoke (default): tiny generated data, CPU, minutes; full: the papers' recipes
+  --rows R1,R2 --tasks cls,det,seg --seeds N --gpus N --launcher none|pytorch|slurm
+  --data-root DIR --work-dir DIR --dry-run
+
+Environment:
+  SUITE_PYTHON=/path/to/python   build the environment on top of that interpreter and its torch
+                                 (e.g. a CUDA build on a GPU cluster)
+  SUITE_CACHE_DIR=DIR            where environments and built wheels are cached
+                                 (default \${XDG_CACHE_HOME:-~/.cache}/mamba-ablation-suite)
+EOF
+}
+
+env_python() {
+  "$ROOT/tools/setup_env.sh"
+}
+
+in_env() {
+  # Run the environment's python from the repository root, so `backbones`, `ablations`,
+  # `reports` and `tools` import as packages.
+  local py
+  py=$(env_python)
+  cd "$ROOT"
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$py" "$@"
+}
+
+is_table() {
+  local t
+  for t in "${TABLES[@]}" all; do [ "$t" = "$1" ] && return 0; done
+  return 1
+}
+
+if [ $# -eq 0 ]; then
+  usage >&2
+  exit 2
+fi
+
+cmd=$1
+shift
+case "$cmd" in
+  -h|--help|help)
+    usage ;;
+  setup)
+    [ $# -eq 0 ] || { echo "setup takes no arguments" >&2; usage >&2; exit 2; }
+    env_python ;;
+  test)
+    in_env -m pytest "$@" ;;
+  list)
+    [ $# -eq 0 ] || { echo "list takes no arguments" >&2; usage >&2; exit 2; }
+    # The table data is plain Python: no need to build the environment just to list it.
+    cd "$ROOT" && exec python3 -m ablations ;;
+  report)
+    in_env -m reports "$@" ;;
+  python)
+    in_env "$@" ;;
+  *)
+    if is_table "$cmd"; then
+      in_env -m tools.run_table "$cmd" "$@"
+    else
+      echo "run_all.sh: unknown command or option: $cmd" >&2
+      usage >&2
+      exit 2
+    fi ;;
+esac

@@ -1,0 +1,113 @@
+"""The pinned stack imports and works on CPU: the toolkits' own stock models train one step."""
+import importlib
+
+import pytest
+import torch
+
+PINS = dict(torch='2.14.1', torchvision='0.29.1', mmengine='0.10.7', mmcv='2.1.0', mmdet='3.3.0',
+            mmseg='1.2.2', mmpretrain='1.2.0', numpy='1.26.4')
+
+
+@pytest.mark.parametrize('module,version', sorted(PINS.items()))
+def test_pinned_versions(module, version):
+    found = importlib.import_module(module).__version__.split('+')[0]
+    assert found == version, f'{module} {found} is not the pinned {version}'
+
+
+def test_mmcv_ops_run_on_cpu():
+    from mmcv.ops import RoIAlign, nms
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    dets, keep = nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [0, 2]
+    feats = torch.randn(1, 4, 16, 16, requires_grad=True)
+    rois = torch.tensor([[0, 2.0, 2.0, 10.0, 10.0]])
+    out = RoIAlign((3, 3), spatial_scale=1.0, sampling_ratio=2)(feats, rois)
+    out.sum().backward()
+    assert out.shape == (1, 4, 3, 3) and feats.grad.abs().sum() > 0
+
+
+def test_mamba_ssm_reference_scan_through_shim():
+    from backbones.ops import mamba_shim
+    assert mamba_shim.mamba_ssm_version() == '2.3.2.post1'
+    scan = mamba_shim.selective_scan_ref()
+    u = torch.randn(2, 4, 7, requires_grad=True)
+    out = scan(u, torch.rand(2, 4, 7), -torch.rand(4, 3), torch.randn(2, 3, 7),
+               torch.randn(2, 3, 7), torch.ones(4))
+    out.sum().backward()
+    assert out.shape == (2, 4, 7) and torch.isfinite(u.grad).all()
+    if not torch.cuda.is_available():
+        assert mamba_shim.selective_scan_cuda_fn() is None
+
+
+def _train_step(model, data):
+    """One real forward (loss mode) and backward through the model's own data preprocessor."""
+    model.train()
+    batch = model.data_preprocessor(data, training=True)
+    losses = model(**batch, mode='loss')
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(x.sum() for x in v)
+                for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert torch.isfinite(total) and grads
+    return losses
+
+
+def test_stock_mmdet_mask_rcnn_trains_on_cpu():
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmdet.utils import register_all_modules
+    from mmengine.hub import get_config
+    from mmengine.structures import InstanceData
+    register_all_modules()
+    cfg = get_config('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    cfg.model.backbone.init_cfg = None  # no download: random weights suffice here
+    model = MODELS.build(cfg.model)
+    sample = DetDataSample(metainfo=dict(img_shape=(128, 128), ori_shape=(128, 128),
+                                         pad_shape=(128, 128), scale_factor=(1.0, 1.0)))
+    masks = torch.zeros(1, 128, 128, dtype=torch.uint8)
+    masks[0, 20:80, 30:90] = 1
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[30.0, 20.0, 90.0, 80.0]]),
+                                       labels=torch.tensor([3]),
+                                       masks=BitmapMasks(masks.numpy(), 128, 128))
+    losses = _train_step(model, dict(inputs=[torch.randint(0, 255, (3, 128, 128),
+                                                            dtype=torch.uint8)],
+                                     data_samples=[sample]))
+    assert {'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'} <= set(losses)
+
+
+def test_stock_mmseg_upernet_trains_on_cpu():
+    from mmengine.hub import get_config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    cfg = get_config('mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
+    cfg.model.pretrained = None
+    cfg.model.data_preprocessor.size = (64, 64)
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # SyncBN needs a process group
+    sample = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                         pad_shape=(64, 64)))
+    sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 64, 64)))
+    losses = _train_step(model, dict(inputs=[torch.randint(0, 255, (3, 64, 64),
+                                                            dtype=torch.uint8)] * 2,
+                                     data_samples=[sample, sample]))
+    assert 'decode.loss_ce' in losses and 'aux.loss_ce' in losses
+
+
+def test_stock_mmpretrain_classifier_trains_on_cpu():
+    from mmengine.hub import get_config
+    from mmpretrain.registry import MODELS
+    from mmpretrain.structures import DataSample
+    from mmpretrain.utils import register_all_modules
+    register_all_modules()
+    cfg = get_config('mmpretrain::resnet/resnet18_8xb32_in1k.py')
+    model = MODELS.build(cfg.model)
+    samples = [DataSample().set_gt_label(3), DataSample().set_gt_label(7)]
+    losses = _train_step(model, dict(inputs=[torch.randint(0, 255, (3, 64, 64),
+                                                            dtype=torch.uint8)] * 2,
+                                     data_samples=samples))
+    assert 'loss' in losses

@@ -1,0 +1,1 @@
+"""Command-line tools (runner, complexity, checkpoint conversion, tiny datasets); importable for tests."""
