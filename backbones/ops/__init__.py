@@ -1,1 +1,4 @@
 """Numerical kernels shared by the backbones; they know nothing of any model."""
+from .selective_scan import count_scan_flops, selective_scan
+
+__all__ = ['selective_scan', 'count_scan_flops']
