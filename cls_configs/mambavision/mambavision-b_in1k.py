@@ -1,0 +1,4 @@
+# MambaVision-B on ImageNet-1K (paper Table 1). The recipe: mambavision_in1k_base.py.
+_base_ = './mambavision_in1k_base.py'
+# The variant; the head's in_channels follows from it (dim * 8).
+model = dict(backbone=dict(arch='B'), head=dict(in_channels=1024))
