@@ -1,0 +1,126 @@
+"""``python -m reports <table> [--work-dir DIR] [--out DIR] [--pick last|best] [--profile P]
+[--no-complexity]``.
+
+Exit status: 0 when the report was written (warnings go to stderr and into the report),
+1 when no number at all could be read (no runs, or none of them gave a value), 2 for bad
+arguments, such as an unknown table.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from ablations import TABLES, AblationTable, get_table
+
+from .complexity_column import complexity_of_rows
+from .parsing import PICKS, collect, show_path
+from .rendering import (ReportContext, footnote_marks, render_markdown, render_png,
+                        write_csv)
+from .tabulation import claim_check, pair_agreement, paper_layout, select_profile, summarize
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m reports',
+        description='Turn the mmengine logs of an ablation table\'s runs into the paper\'s '
+                    'table: <out>/<table>.md, .csv and .png.')
+    parser.add_argument('table', help='ablation table: ' + ', '.join(TABLES))
+    parser.add_argument('--work-dir', default='work_dirs',
+                        help='folder holding <table>/<row>/<task>/seed<k>/ (default: work_dirs)')
+    parser.add_argument('--out', help='output folder (default: reports/<table>)')
+    parser.add_argument('--pick', choices=PICKS, default='last',
+                        help='final evaluation of each run (last, default) or its best')
+    parser.add_argument('--profile', help='report only runs of this profile (default: the '
+                                          'profile of the newest run)')
+    parser.add_argument('--no-complexity', action='store_true',
+                        help='do not build the models to count params and FLOPs')
+    return parser
+
+
+def git_commit() -> str:
+    """The reporter's own commit, marked when the tree has uncommitted changes."""
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return 'none (no commit yet)'
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + (' + uncommitted changes' if dirty else '')
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+
+
+def _distinct(values: pd.Series) -> list[str]:
+    return sorted({str(v) for v in values.dropna()})
+
+
+def _complexity(table: AblationTable, out: Path, skip: bool
+                ) -> tuple[Optional[dict], list[str]]:
+    if not skip:
+        return complexity_of_rows(table, out)
+    # Skipped: keep the columns only where the paper prints numbers a reader may look for.
+    published = any(r.published_params_m is not None or r.published_gflops is not None
+                    for r in table.rows)
+    return ({} if published else None), []
+
+
+def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
+           profile: Optional[str] = None, no_complexity: bool = False
+           ) -> tuple[int, list[str], list[Path]]:
+    """Write the report files; the exit status, the warnings and the files written."""
+    frame, warnings = collect(work_dir, table, pick)
+    if frame.empty:
+        return 1, warnings + [f'nothing to report: no runs of {table.name} under '
+                              f'{show_path(work_dir)}'], []
+    kept, profile, profile_warnings = select_profile(frame, profile)
+    warnings = profile_warnings + warnings
+    frame = frame.assign(in_report=frame.index.isin(kept.index))
+    cells = summarize(kept, table)
+    complexity, complexity_warnings = _complexity(table, out, no_complexity)
+    warnings += complexity_warnings
+    marks, notes = footnote_marks(table)
+    started = _distinct(kept['started'])
+    context = ReportContext(
+        profile=profile, pick=pick, generated=datetime.now().isoformat(timespec='seconds'),
+        reporter_commit=git_commit(), data_roots=_distinct(kept['data_root']),
+        run_commits=_distinct(kept['commit']),
+        started=(started[0], started[-1]) if started else None)
+    for what, values in (('data roots', context.data_roots), ('commits', context.run_commits)):
+        if len(values) > 1:
+            warnings.append(f'the reported runs used {len(values)} {what}: {", ".join(values)}')
+    markdown = render_markdown(table, paper_layout(cells, table, complexity, marks), notes,
+                               pair_agreement(cells, table), claim_check(cells, table),
+                               context, warnings)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f'{table.name}.{suffix}' for suffix in ('md', 'csv', 'png')]
+    written[0].write_text(markdown, encoding='utf-8')
+    write_csv(frame, table, written[1])
+    render_png(table, cells, profile, written[2])
+    if not (kept['status'] == 'ok').any():
+        warnings.append(f'nothing could be read: no {profile!r} run gave a value')
+        return 1, warnings, written
+    return 0, warnings, written
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        table = get_table(args.table)
+    except ValueError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path('reports') / table.name
+    status, warnings, written = report(table, Path(args.work_dir), out, args.pick,
+                                       args.profile, args.no_complexity)
+    for warning in warnings:
+        print(f'warning: {warning}', file=sys.stderr)
+    for path in written:
+        print(f'wrote {show_path(path)}')
+    return status

@@ -1,0 +1,347 @@
+"""mmengine run folders -> one record per (row, task, seed, metric).
+
+A record holds either a number read from one line of one log file (``status == 'ok'``, with that
+file and line) or the reason there is none (``missing``, ``running``, ``interrupted``,
+``failed``, ``corrupt``, ``partial``, ``nan``), never a guess.
+
+Folder layout (the runner's contract): ``<work_dir>/<table>/<row>/<task>/seed<k>/`` holding
+``run.json`` and mmengine's ``<YYYYmmdd_HHMMSS>/`` folders, each with ``vis_data/scalars.json``
+(train and validation lines) and, for a test-mode run, ``<timestamp>.json`` (the test metrics).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from ablations import METRICS, AblationTable
+
+TIMESTAMP = re.compile(r'\d{8}_\d{6}')
+SEED_DIR = re.compile(r'seed(\d+)')
+PICKS = ('last', 'best')
+# mmengine prefixes metric names with the mode when LogProcessor.log_with_hierarchy is on.
+_MODE_PREFIXES = ('', 'val/', 'test/')
+COLUMNS = ['row', 'task', 'metric', 'seed', 'value', 'status', 'detail', 'profile', 'log_path',
+           'log_line', 'step', 'timestamp', 'pick', 'run_status', 'started', 'commit', 'data_root']
+
+
+def show_path(path: Path | str) -> str:
+    """A path as a reader types it: relative to the working directory when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class Evaluation:
+    """One evaluation: a validation line of scalars.json or a test-mode JSON file."""
+    values: dict[str, float]  # log key -> logged value (raw units, NaN kept)
+    file: Path
+    line: int                 # 1-based line number in ``file``
+    step: Optional[int]       # mmengine's "step": the epoch or iteration of the evaluation
+
+
+@dataclass
+class FolderLog:
+    """What one mmengine timestamp folder holds for a task's metrics."""
+    path: Path
+    evaluations: list[Evaluation] = field(default_factory=list)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)  # ('file:line', why)
+    train_lines: int = 0
+    scalars: Optional[Path] = None
+
+    @property
+    def kind(self) -> str:
+        """'corrupt', 'complete' (an evaluation, nothing corrupt), 'partial' (lines, no
+        evaluation) or 'empty' (no scalars file and no test JSON)."""
+        if self.corrupt:
+            return 'corrupt'
+        if self.evaluations:
+            return 'complete'
+        return 'partial' if self.train_lines else 'empty'
+
+
+def _metric_values(obj: dict, log_keys: tuple[str, ...]) -> tuple[dict[str, float], list[str]]:
+    """The task's metrics in one JSON object, and the keys whose value is not a number."""
+    values, bad = {}, []
+    for key in log_keys:
+        for prefix in _MODE_PREFIXES:
+            if prefix + key in obj:
+                value = obj[prefix + key]
+                # bool is an int in Python; a metric logged as true/false is not a number.
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    values[key] = float(value)
+                else:
+                    bad.append(prefix + key)
+                break
+    return values, bad
+
+
+def _read_scalars(path: Path, log_keys: tuple[str, ...], log: FolderLog) -> None:
+    """Add the evaluation lines of a scalars.json to ``log``; flag lines that do not parse."""
+    with open(path, encoding='utf-8', errors='replace') as f:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                # NaN/Infinity parse: mmengine writes them that way.
+                obj = json.loads(text.rstrip('\r\n'))
+            except json.JSONDecodeError as err:
+                log.corrupt.append((f'{show_path(path)}:{number}', err.msg))
+                continue
+            if not isinstance(obj, dict):
+                log.corrupt.append((f'{show_path(path)}:{number}', 'not a JSON object'))
+                continue
+            # Train lines always carry "iter" (LogProcessor.get_log_after_iter); validation
+            # lines (LoggerHook.after_val_epoch) carry the metrics and "step" only.
+            if 'iter' in obj:
+                log.train_lines += 1
+                continue
+            values, bad = _metric_values(obj, log_keys)
+            if bad:
+                log.corrupt.append((f'{show_path(path)}:{number}',
+                                    'not a number: ' + ', '.join(bad)))
+            elif values:
+                step = obj.get('step')
+                log.evaluations.append(Evaluation(values, path, number,
+                                                  step if isinstance(step, int) else None))
+
+
+def _read_test_json(path: Path, log_keys: tuple[str, ...], log: FolderLog) -> None:
+    """Add the one evaluation of a test-mode ``<timestamp>.json`` to ``log``."""
+    try:
+        obj = json.loads(path.read_text(encoding='utf-8', errors='replace'))
+    except json.JSONDecodeError as err:
+        log.corrupt.append((f'{show_path(path)}:{err.lineno}', err.msg))
+        return
+    if not isinstance(obj, dict):
+        log.corrupt.append((f'{show_path(path)}:1', 'not a JSON object'))
+        return
+    values, bad = _metric_values(obj, log_keys)
+    if bad:
+        log.corrupt.append((f'{show_path(path)}:1', 'not a number: ' + ', '.join(bad)))
+    elif values:
+        log.evaluations.append(Evaluation(values, path, 1, None))
+
+
+def read_folder(folder: Path, log_keys: tuple[str, ...]) -> FolderLog:
+    """Read one mmengine timestamp folder for the given metric log keys."""
+    log = FolderLog(folder)
+    scalars = folder / 'vis_data' / 'scalars.json'
+    if scalars.is_file():
+        log.scalars = scalars
+        _read_scalars(scalars, log_keys, log)
+    test_json = folder / f'{folder.name}.json'
+    if test_json.is_file():
+        # A test run writes no validation lines; its JSON is the run's last evaluation.
+        _read_test_json(test_json, log_keys, log)
+    return log
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _run_state(run: dict) -> str:
+    """'finished', 'failed', 'running' or 'interrupted' (running, but its pid is gone here)."""
+    status = run.get('status')
+    if status == 'finished':
+        return 'failed' if run.get('returncode') not in (0, None) else 'finished'
+    if status == 'running':
+        same_host = run.get('host') == socket.gethostname()
+        return 'interrupted' if same_host and not _pid_alive(run.get('pid')) else 'running'
+    if status == 'failed':
+        return 'failed'
+    raise ValueError(f'unknown run status {status!r}')
+
+
+def _started(run: Optional[dict], folders: list[Path]) -> Optional[float]:
+    """When the run started (POSIX seconds), from run.json or the newest timestamp folder."""
+    if run and isinstance(run.get('started'), str):
+        try:
+            return datetime.fromisoformat(run['started']).timestamp()
+        except ValueError:
+            pass
+    if folders:
+        return datetime.strptime(folders[-1].name, '%Y%m%d_%H%M%S').timestamp()
+    return None
+
+
+def _text_log(run: Optional[dict], seed_dir: Path, folders: list[Path]) -> str:
+    """The log a reader should open for a failed or unfinished run."""
+    if run and run.get('console_log'):
+        console = Path(run['console_log'])
+        return show_path(console if console.is_absolute() or console.exists()
+                         else seed_dir / console)
+    for folder in reversed(folders):
+        text = folder / f'{folder.name}.log'
+        if text.is_file():
+            return show_path(text)
+    return show_path(seed_dir / 'run.json')
+
+
+@dataclass
+class SeedRun:
+    """All we know about one (row, task, seed) folder."""
+    records: list[dict]
+    warnings: list[str]
+
+
+def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: int,
+              pick: str = 'last') -> SeedRun:
+    """Records (one per metric of ``task``) for one seed folder."""
+    metrics = table.metrics_of(task)
+    log_keys = tuple(METRICS[m].log_key for m in metrics)
+    warnings: list[str] = []
+    base = dict(row=row, task=task, seed=seed, pick=pick, profile='unknown', run_status=None,
+                started=None, commit=None, data_root=None, value=math.nan, log_path=None,
+                log_line=None, step=None, timestamp=None)
+    folders = sorted(p for p in seed_dir.iterdir() if p.is_dir() and TIMESTAMP.fullmatch(p.name))
+    where = show_path(seed_dir)
+
+    def every_metric(status: str, detail: str) -> SeedRun:
+        return SeedRun([dict(base, metric=m, status=status, detail=detail) for m in metrics],
+                       warnings)
+
+    run_file = seed_dir / 'run.json'
+    run: Optional[dict] = None
+    if run_file.is_file():
+        try:
+            run = json.loads(run_file.read_text(encoding='utf-8'))
+            if not isinstance(run, dict):
+                raise ValueError('not a JSON object')
+            state = _run_state(run)
+        except ValueError as err:  # JSONDecodeError is a ValueError
+            warnings.append(f'{where}: run.json unreadable ({err}); its profile is unknown')
+            return every_metric('corrupt', show_path(run_file))
+        base.update(profile=str(run.get('profile') or 'unknown'), run_status=state,
+                    commit=run.get('commit'), data_root=run.get('data_root'))
+        for key, expected in (('table', table.name), ('row', row), ('task', task),
+                              ('seed', seed)):
+            if key in run and run[key] != expected:
+                warnings.append(f'{where}: run.json says {key}={run[key]!r}, the folder says '
+                                f'{expected!r}; the folder is used')
+    else:
+        warnings.append(f'{where}: no run.json; profile unknown, status read from the logs')
+        state = 'finished'
+    started = _started(run, folders)
+    base['started'] = datetime.fromtimestamp(started).isoformat(timespec='seconds') \
+        if started is not None else None
+
+    if state in ('failed', 'running', 'interrupted'):
+        detail = _text_log(run, seed_dir, folders)
+        warnings.append(f'{where}: {state} ({detail})')
+        return every_metric(state, detail if state == 'failed' else '')
+
+    chosen: Optional[FolderLog] = None
+    skipped: list[FolderLog] = []
+    for folder in reversed(folders):  # newest first
+        log = read_folder(folder, log_keys)
+        if log.kind in ('complete', 'corrupt'):
+            chosen = log
+            break
+        skipped.append(log)
+    for log in skipped:
+        if log.kind == 'partial' and chosen is not None:
+            warnings.append(f'{show_path(log.path)}: no evaluation (partial); an older folder '
+                            f'{chosen.path.name} is used')
+    if chosen is None:
+        partial = [log for log in skipped if log.kind == 'partial']
+        if partial:
+            detail = show_path(partial[0].scalars)
+            warnings.append(f'{where}: partial, no evaluation in {detail}')
+            return every_metric('partial', detail)
+        warnings.append(f'{where}: missing, no mmengine log folder with a scalars.json or a '
+                        'test JSON')
+        return every_metric('missing', '')
+    if chosen.kind == 'corrupt':
+        # The newest log with content is damaged: an older folder would be a different (earlier)
+        # result, so nothing is reported rather than something silently stale.
+        warnings.append(f'{where}: corrupt lines in the newest log: '
+                        + '; '.join(f'{at} ({why})' for at, why in chosen.corrupt))
+        return every_metric('corrupt', chosen.corrupt[0][0])
+
+    base['timestamp'] = chosen.path.name
+    records = []
+    for metric, key in zip(metrics, log_keys):
+        record = dict(base, metric=metric, status='ok', detail='')
+        found = [e for e in chosen.evaluations if key in e.values]
+        if not found:
+            where_log = show_path(chosen.evaluations[-1].file)
+            warnings.append(f'{where}: no {key} in {where_log}')
+            records.append(dict(record, status='missing', detail=where_log))
+            continue
+        finite = [e for e in found if math.isfinite(e.values[key])]
+        if pick == 'best' and finite:
+            # All the paper's metrics are higher-is-better; ties go to the earliest evaluation.
+            evaluation = max(finite, key=lambda e: e.values[key])
+            if len(finite) < len(found):
+                warnings.append(f'{where}: {key} was not finite in some evaluations; best of '
+                                'the finite ones')
+        else:
+            evaluation = found[-1]
+        raw = evaluation.values[key]
+        record.update(log_path=show_path(evaluation.file), log_line=evaluation.line,
+                      step=evaluation.step, value=raw * METRICS[metric].scale)
+        if not math.isfinite(raw):
+            record.update(status='nan', detail=f'{record["log_path"]}:{evaluation.line}',
+                          value=math.nan)
+            warnings.append(f'{where}: {key} is {raw} at {record["detail"]}')
+        records.append(record)
+    return SeedRun(records, warnings)
+
+
+def collect(work_dir: Path, table: AblationTable, pick: str = 'last'
+            ) -> tuple[pd.DataFrame, list[str]]:
+    """Every record under ``<work_dir>/<table>/`` (or ``work_dir`` itself if it is that folder)
+    as a DataFrame with :data:`COLUMNS`, and the warnings met on the way."""
+    if pick not in PICKS:
+        raise ValueError(f'pick must be one of {PICKS}, not {pick!r}')
+    root = work_dir / table.name
+    if not root.is_dir() and work_dir.name == table.name:
+        root = work_dir
+    warnings: list[str] = []
+    records: list[dict] = []
+    if not root.is_dir():
+        return pd.DataFrame(columns=COLUMNS), [f'no run folder {show_path(root)}']
+    slugs = {r.slug for r in table.rows}
+    for row_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if row_dir.name not in slugs:
+            warnings.append(f'{show_path(row_dir)}: not a row of {table.name}; ignored')
+            continue
+        for task_dir in sorted(p for p in row_dir.iterdir() if p.is_dir()):
+            if task_dir.name not in table.tasks:
+                warnings.append(f'{show_path(task_dir)}: {table.name} has no task '
+                                f'{task_dir.name!r}; ignored')
+                continue
+            for seed_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
+                match = SEED_DIR.fullmatch(seed_dir.name)
+                if not match:
+                    warnings.append(f'{show_path(seed_dir)}: not a seed<k> folder; ignored')
+                    continue
+                run = read_seed(seed_dir, table, row_dir.name, task_dir.name,
+                                int(match.group(1)), pick)
+                records.extend(run.records)
+                warnings.extend(run.warnings)
+    # Nullable integers: a line number must not print as 4.0 because another record has none.
+    frame = pd.DataFrame(records, columns=COLUMNS).astype(
+        {'seed': 'int64', 'log_line': 'Int64', 'step': 'Int64'})
+    return frame, warnings

@@ -1,0 +1,160 @@
+"""The report's three files: ``<table>.md`` (the paper's layout), ``<table>.csv`` (every value
+with its log file and line) and ``<table>.png`` (published vs ours per metric)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ablations import METRICS, AblationTable
+
+from .tabulation import Cell
+
+SMOKE_BANNER = ('> **Smoke profile: pipeline checks, not reproductions.** These runs train on '
+                'tiny data for a few iterations to prove that building, training, evaluating and '
+                'logging work end to end. Their numbers say nothing about the paper\'s results '
+                'or claims.')
+UNKNOWN_BANNER = ('> **Profile unknown:** these runs have no readable run.json, so how they were '
+                  'run (data, schedule) is not recorded. Treat the numbers as unverified.')
+PICK_TEXT = {
+    'last': 'the final evaluation of each run (in the newest mmengine log folder of the run '
+            'that holds an evaluation)',
+    'best': 'the BEST evaluation of each run (--pick best), not the final one: an optimistic '
+            'choice the paper\'s numbers may not share',
+}
+
+
+@dataclass
+class ReportContext:
+    """What the header says about where the numbers come from."""
+    profile: str
+    pick: str
+    generated: str                      # when the report was written
+    reporter_commit: str
+    data_roots: list[str] = field(default_factory=list)
+    run_commits: list[str] = field(default_factory=list)
+    started: tuple[str, str] | None = None  # first and last run start
+
+
+def _escape(text: str) -> str:
+    return str(text).replace('|', '\\|').replace('\n', ' ')
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table of the frame's strings, one row per line."""
+    lines = ['| ' + ' | '.join(_escape(c) for c in frame.columns) + ' |',
+             '|' + '---|' * len(frame.columns)]
+    for _, row in frame.iterrows():
+        lines.append('| ' + ' | '.join(_escape(v) for v in row) + ' |')
+    return '\n'.join(lines)
+
+
+def footnote_marks(table: AblationTable) -> tuple[dict[str, str], list[str]]:
+    """Marks like ' [1]' for rows with notes, and the numbered notes they point to."""
+    marks, notes = {}, []
+    for row in table.rows:
+        numbers = []
+        for note in row.notes:
+            notes.append(f'[{len(notes) + 1}] {row.name}: {note}')
+            numbers.append(str(len(notes)))
+        if numbers:
+            marks[row.slug] = ' [' + ', '.join(numbers) + ']'
+    return marks, notes
+
+
+def render_markdown(table: AblationTable, layout: pd.DataFrame, notes: list[str],
+                    agreement: pd.DataFrame, claims: pd.DataFrame, context: ReportContext,
+                    warnings: list[str]) -> str:
+    """The whole ``<table>.md``."""
+    out = [f'# {table.source.table}: {table.title}', '']
+    if context.profile == 'smoke':
+        out += [SMOKE_BANNER, '']
+    elif context.profile == 'unknown':
+        out += [UNKNOWN_BANNER, '']
+    started = (f'{context.started[0]} to {context.started[1]}' if context.started
+               else 'unknown')
+    out += [
+        f'- Source: {table.source}',
+        f'- Profile: {context.profile} (runs of other profiles are left out, see Warnings)',
+        f'- Data: {", ".join(context.data_roots) or "unknown"}',
+        f'- Runs started: {started}; commit of the runs: '
+        f'{", ".join(context.run_commits) or "unknown"}',
+        f'- Report written: {context.generated} (reporter at commit {context.reporter_commit})',
+        f'- Values: {PICK_TEXT[context.pick]}',
+        '- Cells: ours (published, ours - published). Ours is the mean ± sample std over n '
+        'seeds; n/p: the paper does not publish it; -: no run. Every value is in the CSV beside '
+        'this file with the log file and line it was read from.',
+        '', markdown_table(layout), '']
+    caveats = [f'- {c}' for c in table.caveats] + [f'- {n}' for n in notes]
+    if context.pick == 'best':
+        caveats.append('- Values are the best evaluation of each run, not the final one.')
+    if caveats:
+        out += ['Notes:', ''] + caveats + ['']
+    out += ['## Claim check', '']
+    if context.profile == 'smoke':
+        out += ['Smoke runs: the checks below exercise the pipeline; they are not evidence.', '']
+    ordered = agreement.assign(
+        metric=[METRICS[m].label for m in agreement['metric']],
+        **{'pairs in the paper\'s order': [f'{a}/{p}' for a, p in
+                                            zip(agreement['agree'], agreement['pairs'])]},
+    ).rename(columns={'rows': 'rows compared'})[
+        ['metric', 'pairs in the paper\'s order', 'rows compared']]
+    out += [markdown_table(ordered.astype(str)), '']
+    if not claims.empty:
+        shown = claims.assign(metric=[METRICS[m].label for m in claims['metric']]).rename(
+            columns={'paper': 'paper (better - worse)', 'ours': 'ours (better - worse)'})
+        out += [markdown_table(shown), '']
+    out += ['## Warnings', '']
+    out += [f'- {_escape(w)}' for w in warnings] or ['None.']
+    return '\n'.join(out) + '\n'
+
+
+def write_csv(frame: pd.DataFrame, table: AblationTable, path: Path) -> None:
+    """Every record (all profiles; ``in_report`` says which the markdown uses)."""
+    names = {r.slug: r.name for r in table.rows}
+    frame = frame.assign(table=table.name, row_name=frame['row'].map(names))
+    first = ['table', 'row', 'row_name', 'task', 'metric', 'seed', 'value', 'status', 'detail',
+             'profile', 'in_report']
+    frame[first + [c for c in frame.columns if c not in first]].to_csv(path, index=False)
+
+
+def render_png(table: AblationTable, cells: dict[tuple[str, str], Cell], profile: str,
+               path: Path) -> None:
+    """Per metric, grouped bars: published and ours (mean, std whiskers) per row."""
+    import matplotlib
+    matplotlib.use('Agg')  # files only: no display on the training machines
+    import matplotlib.pyplot as plt
+
+    slugs = [r.slug for r in table.rows]
+    width = max(4.0, 0.9 * len(slugs) + 1.5)
+    ncols = min(2, len(table.metrics))
+    nrows = math.ceil(len(table.metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(table.metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, table.metrics):
+        for i, slug in enumerate(slugs):
+            cell = cells[slug, metric]
+            if cell.published is not None:
+                ax.bar(i - 0.2, cell.published, 0.4, color='0.6', label='published')
+            else:
+                ax.annotate('n/p', (i - 0.2, 0), ha='center', va='bottom', fontsize=7)
+            if cell.n:
+                ax.bar(i + 0.2, cell.mean, 0.4, color='tab:blue', capsize=3, label='ours',
+                       yerr=None if math.isnan(cell.std) else cell.std)
+            else:
+                ax.annotate('no result', (i + 0.2, 0), ha='center', va='bottom', rotation=90,
+                            fontsize=7)
+        handles, labels = ax.get_legend_handles_labels()
+        first = {label: handle for handle, label in zip(handles, labels)}  # one entry each
+        if first:
+            ax.legend(first.values(), first.keys(), fontsize=8)
+        ax.set_xticks(range(len(slugs)), slugs, rotation=30, ha='right', fontsize=8)
+        ax.set_xlim(-0.6, len(slugs) - 0.4)  # keep rows without bars (and their notes) in view
+        ax.set_title(METRICS[metric].label, fontsize=10)
+    fig.suptitle(f'{table.source.table}: {table.title} (profile: {profile})', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

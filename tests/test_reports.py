@@ -1,0 +1,451 @@
+"""The reporter on run folders written here in mmengine's real formats.
+
+mmengine 0.10.7 formats, from its sources: LocalVisBackend.add_scalars appends one
+``json.dump`` per line to ``<timestamp>/vis_data/scalars.json`` with a "step" key. Train lines
+come from LogProcessor.get_log_after_iter (lr, data_time, loss, time, "epoch" for epoch-based
+loops, "iter" = runner.iter + 1, step = runner.iter + 1); validation lines from
+LoggerHook.after_val_epoch (the metrics, data_time, time, step = epoch, or the iteration when
+log_metric_by_epoch is off). A test run dumps one object to ``<timestamp>/<timestamp>.json``.
+NaN is written as a bare ``NaN`` (json's allow_nan default).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ablations import get_table
+from reports import cli, complexity_column
+from reports.parsing import read_folder
+from reports.tabulation import fmt1, fmt_delta
+
+TABLE = 'table4'
+
+
+# ----------------------------------------------------------------------------- log writers
+def train_line(it: int, epoch: int | None = 1, loss: float = 2.3) -> dict:
+    line = dict(lr=0.001, data_time=0.01, loss=loss, time=0.2)
+    if epoch is not None:
+        line['epoch'] = epoch
+    line.update(iter=it, step=it)
+    return line
+
+
+def val_line(step: int, **metrics: float) -> dict:
+    return dict(metrics, data_time=0.01, time=0.1, step=step)
+
+
+def seed_dir(root: Path, row: str, task: str, seed: int) -> Path:
+    path = root / TABLE / row / task / f'seed{seed}'
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_run_json(folder: Path, *, profile: str = 'smoke', status: str = 'finished',
+                   returncode: int | None = 0, started: str = '2025-01-02T10:00:00',
+                   pid: int = 12345, host: str = 'elsewhere') -> None:
+    row, task, seed = folder.parts[-3], folder.parts[-2], int(folder.name[4:])
+    (folder / 'console.log').write_text('Traceback (most recent call last): ...\n')
+    run = dict(table=TABLE, row=row, task=task, seed=seed, profile=profile, status=status,
+               returncode=returncode, started=started,
+               ended=None if status == 'running' else started, command=['python', 'train.py'],
+               config=str(folder / 'config.py'), console_log=str(folder / 'console.log'),
+               data_root='data/tiny' if profile == 'smoke' else 'data/imagenet',
+               commit='abc1234', host=host, pid=pid)
+    (folder / 'run.json').write_text(json.dumps(run, indent=1))
+
+
+def write_scalars(folder: Path, timestamp: str, lines: list) -> Path:
+    """``lines``: dicts (dumped as mmengine does) or raw strings (truncated lines)."""
+    vis = folder / timestamp / 'vis_data'
+    vis.mkdir(parents=True, exist_ok=True)
+    (folder / timestamp / f'{timestamp}.log').write_text('mmengine text log\n')
+    path = vis / 'scalars.json'
+    with open(path, 'a') as f:
+        for line in lines:
+            f.write((line if isinstance(line, str) else json.dumps(line)) + '\n')
+    return path
+
+
+def write_test_json(folder: Path, timestamp: str, metrics: dict) -> Path:
+    (folder / timestamp).mkdir(parents=True, exist_ok=True)
+    path = folder / timestamp / f'{timestamp}.json'
+    path.write_text(json.dumps(dict(metrics, data_time=0.01, time=0.1)))
+    return path
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()
+    return child.pid
+
+
+T1, T2 = '20250102_100000', '20250102_110000'
+SCALARS = 'vis_data/scalars.json'
+
+
+def build_fixture(root: Path) -> None:
+    """The table4 runs the tests read; every expected cell is computed by hand below."""
+    # Row 1: three cls seeds (seed1 resumed: two timestamps), det, seg by iteration.
+    d = seed_dir(root, 'causal-noconv2', 'cls', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 45.0}),
+                          train_line(2, epoch=2), val_line(2, **{'accuracy/top1': 43.25})])
+    d = seed_dir(root, 'causal-noconv2', 'cls', 1)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 41.0})])
+    write_scalars(d, T2, [train_line(2, epoch=2), val_line(2, **{'accuracy/top1': 42.0})])
+    d = seed_dir(root, 'causal-noconv2', 'cls', 2)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 44.0})])
+    d = seed_dir(root, 'causal-noconv2', 'det', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'coco/bbox_mAP': 0.4635,
+                                                         'coco/bbox_mAP_50': 0.6,
+                                                         'coco/segm_mAP': 0.404})])
+    d = seed_dir(root, 'causal-noconv2', 'seg', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(20, epoch=None), val_line(40, aAcc=50.0, mIoU=10.0),
+                          train_line(60, epoch=None), val_line(80, aAcc=60.0, mIoU=12.35)])
+    # Row 2: truncated cls log, failed det run, seg with a NaN seed and a good one.
+    d = seed_dir(root, 'regular-noconv2', 'cls', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 40.0}),
+                          train_line(2, epoch=2), '{"accuracy/top1": 4'])
+    d = seed_dir(root, 'regular-noconv2', 'det', 0)
+    write_run_json(d, status='failed', returncode=1)
+    write_scalars(d, T1, [train_line(1)])
+    d = seed_dir(root, 'regular-noconv2', 'seg', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(20, epoch=None), val_line(40, mIoU=float('nan'))])
+    d = seed_dir(root, 'regular-noconv2', 'seg', 1)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(20, epoch=None), val_line(40, mIoU=20.0)])
+    # Row 3: cls still running here, det interrupted (its pid is gone), seg fine.
+    d = seed_dir(root, 'conv2-gate', 'cls', 0)
+    write_run_json(d, status='running', returncode=None, pid=os.getpid(),
+                   host=socket.gethostname(), started='2025-01-02T12:00:00')
+    write_scalars(d, T1, [train_line(1)])
+    d = seed_dir(root, 'conv2-gate', 'det', 0)
+    write_run_json(d, status='running', returncode=None, pid=dead_pid(), host=socket.gethostname())
+    d = seed_dir(root, 'conv2-gate', 'seg', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(20, epoch=None), val_line(40, mIoU=13.0)])
+    # Row 4: train then test mode (the test JSON is newest), no seg run for seed0's partial.
+    d = seed_dir(root, 'conv2-concat', 'cls', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 70.0})])
+    write_test_json(d, T2, {'accuracy/top1': 82.0, 'accuracy/top5': 95.0})
+    d = seed_dir(root, 'conv2-concat', 'det', 0)
+    write_run_json(d)
+    write_test_json(d, T1, {'coco/bbox_mAP': 0.41, 'coco/segm_mAP': 0.37})
+    d = seed_dir(root, 'conv2-concat', 'seg', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(20, epoch=None), val_line(40, mIoU=12.0)])
+    d = seed_dir(root, 'conv2-concat', 'seg', 1)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(20, epoch=None)])
+    # Row 5 (not in the paper): one good seed, one failed, and an older full-profile run.
+    d = seed_dir(root, 'conv2-add', 'cls', 0)
+    write_run_json(d)
+    write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 50.0})])
+    d = seed_dir(root, 'conv2-add', 'cls', 1)
+    write_run_json(d, profile='full', started='2024-12-01T08:00:00')
+    write_scalars(d, '20241201_080000', [val_line(300, **{'accuracy/top1': 81.0})])
+    d = seed_dir(root, 'conv2-add', 'cls', 2)
+    write_run_json(d, status='failed', returncode=1)
+    (root / TABLE / 'bogus-row').mkdir()
+
+
+def fake_config(table: str, row: str):
+    from mmengine.config import Config
+    return Config(dict(model=dict(type='Toy', row=row)))
+
+
+def fake_measure(cfg, input_size: int) -> dict:
+    fake_measure.calls += 1
+    return dict(params=31_790_000, flops=4_370_000_000)
+
+
+fake_measure.calls = 0
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A table4 work dir; the working directory is tmp_path so that paths print relative."""
+    monkeypatch.chdir(tmp_path)
+    build_fixture(tmp_path / 'work_dirs')
+    monkeypatch.setattr(complexity_column, 'row_model_config', fake_config)
+    monkeypatch.setattr(complexity_column, 'measure_model', fake_measure)
+    fake_measure.calls = 0
+    return tmp_path
+
+
+def md_table(text: str) -> dict[str, dict[str, str]]:
+    """The first pipe table of a markdown text: {first cell: {column: cell}}."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('| '))
+    header = [c.strip() for c in lines[start].strip('|').split(' | ')]
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith('|'):
+            break
+        cells = [c.strip() for c in line.strip().strip('|').split(' | ')]
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+def path_of(row: str, task: str, seed: int, tail: str) -> str:
+    return f'work_dirs/{TABLE}/{row}/{task}/seed{seed}/{tail}'
+
+
+# ----------------------------------------------------------------------------- tests
+def test_number_formatting_is_half_up_and_signed():
+    assert fmt1(43.25) == '43.3'            # Python's round-half-even would say 43.2
+    assert fmt1(0.4635 * 100) == '46.4'     # 46.349999... is float noise for 46.35
+    assert fmt1(12.35) == '12.4'
+    assert fmt_delta(46.35, 44.8) == '+1.6'
+    assert fmt_delta(40.4, 40.4) == '0.0'
+    assert fmt_delta(43.0833, 80.5) == '-37.4'
+
+
+def test_folder_kinds(tmp_path):
+    keys = ('accuracy/top1',)
+    write_scalars(tmp_path, T1, [train_line(1)])
+    assert read_folder(tmp_path / T1, keys).kind == 'partial'
+    write_scalars(tmp_path, T2, [train_line(1), val_line(1, **{'val/accuracy/top1': 10.0})])
+    log = read_folder(tmp_path / T2, keys)
+    assert log.kind == 'complete'
+    assert [(e.values, e.line, e.step) for e in log.evaluations] == [
+        ({'accuracy/top1': 10.0}, 2, 1)]
+    bad = write_scalars(tmp_path, '20250103_000000',
+                        [val_line(1, **{'accuracy/top1': 'high'}), '[1, 2]'])
+    log = read_folder(bad.parent.parent, keys)
+    assert log.kind == 'corrupt' and not log.evaluations
+    assert [why for _, why in log.corrupt] == ['not a number: accuracy/top1',
+                                               'not a JSON object']
+    (tmp_path / '20250104_000000').mkdir()
+    assert read_folder(tmp_path / '20250104_000000', keys).kind == 'empty'
+
+
+def test_markdown_cells(runs, capsys):
+    status = cli.main([TABLE, '--out', 'out'])
+    assert status == 0
+    text = (runs / 'out' / f'{TABLE}.md').read_text()
+    cells = md_table(text)
+    top1, box, mask, miou = ('ImageNet top-1 (%)', 'COCO AP box', 'COCO AP mask', 'ADE20K mIoU')
+
+    # seeds 43.25 (final of 45.0, 43.25), 42.0 (newest of two timestamps), 44.0:
+    # mean 43.0833, sample std 1.0104
+    row = cells['causal conv1 - w/o conv2 [1]']
+    assert row[top1] == '43.1 ± 1.0 n=3 (80.5, -37.4)'
+    assert row[box] == '46.4 n=1 (44.8, +1.6)'
+    assert row[mask] == '40.4 n=1 (40.4, 0.0)'
+    assert row[miou] == '12.4 n=1 (44.2, -31.8)'  # the step-80 value, not step 40
+    assert row['Params (M)'] == '31.8 (n/p)'
+    assert row['GFLOPs'] == '4.4 (n/p)'
+
+    row = cells['conv1 - w/o conv2']
+    scalars = path_of('regular-noconv2', 'cls', 0, f'{T1}/{SCALARS}')
+    assert row[top1] == f'corrupt: {scalars}:4 (80.9)'
+    failed = path_of('regular-noconv2', 'det', 0, 'console.log')
+    assert row[box] == f'failed: {failed} (45.0)'
+    assert row[mask] == f'failed: {failed} (40.8)'
+    nan_at = path_of('regular-noconv2', 'seg', 0, f'{T1}/{SCALARS}')
+    assert row[miou] == f'20.0 n=1; seed0 nan: {nan_at}:2 (44.7, -24.7)'
+
+    row = cells['conv1 - conv2 - w/o concat']
+    assert row[top1] == 'running (81.3)'
+    assert row[box] == 'interrupted (45.3)'
+    assert row[mask] == 'interrupted (41.0)'
+    assert row[miou] == '13.0 n=1 (45.7, -32.7)'
+
+    row = cells['conv1 - conv2 - concat [2]']
+    assert row[top1] == '82.0 n=1 (82.3, -0.3)'    # the test JSON, newer than the val lines
+    assert row[box] == '41.0 n=1 (46.4, -5.4)'
+    assert row[mask] == '37.0 n=1 (41.8, -4.8)'
+    partial = path_of('conv2-concat', 'seg', 1, f'{T1}/{SCALARS}')
+    assert row[miou] == f'12.0 n=1; seed1 partial: {partial} (46.0, -34.0)'
+
+    row = cells['conv1 - conv2 - add (ours) [3]']
+    add_failed = path_of('conv2-add', 'cls', 2, 'console.log')
+    assert row[top1] == f'50.0 n=1; seed2 failed: {add_failed} (n/p)'  # full run left out
+    assert row[box] == row[mask] == row[miou] == '- (n/p)'
+    assert len(cells) == 5
+
+    assert '**Smoke profile: pipeline checks, not reproductions.**' in text
+    assert '- Profile: smoke' in text and '- Data: data/tiny' in text
+    assert 'commit of the runs: abc1234' in text
+    assert "left out 1 run(s) of profile 'full' (rows: conv2-add)" in text
+    assert 'bogus-row: not a row of table4; ignored' in text
+    for caveat in get_table(TABLE).caveats:
+        assert caveat in text
+    assert '[1] causal conv1 - w/o conv2: The v2 text contradicts' in text
+    assert 'interrupted' in capsys.readouterr().err
+
+
+def test_claim_check(runs):
+    assert cli.main([TABLE, '--out', 'out', '--no-complexity']) == 0
+    text = (runs / 'out' / f'{TABLE}.md').read_text()
+    claims = text[text.index('## Claim check'):]
+    pairs = md_table(claims)
+    # mIoU ours: causal 12.35, regular 20.0, gate 13.0, concat 12.0; the paper orders all four
+    # increasing: of 6 pairs only (causal, regular) and (causal, gate) keep the order.
+    assert pairs['ADE20K mIoU']["pairs in the paper's order"] == '2/6'
+    assert pairs['ImageNet top-1 (%)']["pairs in the paper's order"] == '1/1'
+    assert pairs['COCO AP box']["pairs in the paper's order"] == '0/1'
+    steps = [line for line in claims.splitlines() if line.startswith('| ')
+             and ('>' in line)]
+    assert ('| regular conv1 > causal conv1 | ADE20K mIoU | +0.5 | +7.65 | reproduced |'
+            in steps)
+    assert ('| conv2 > w/o conv2 | ADE20K mIoU | +1.0 | -7.00 | not reproduced |' in steps)
+    assert ('| regular conv1 > causal conv1 | ImageNet top-1 (%) | +0.4 | - | not checked: '
+            'no result for regular-noconv2 |' in steps)
+    # --no-complexity on a table whose paper gives no params: no such columns
+    assert 'Params (M)' not in text
+
+
+def test_pick_best_and_csv(runs):
+    assert cli.main([TABLE, '--out', 'out', '--pick', 'best', '--no-complexity']) == 0
+    text = (runs / 'out' / f'{TABLE}.md').read_text()
+    # best of seed0 is 45.0 (step 1); seeds 45.0, 42.0, 44.0: mean 43.667, std 1.528
+    assert md_table(text)['causal conv1 - w/o conv2 [1]']['ImageNet top-1 (%)'] == \
+        '43.7 ± 1.5 n=3 (80.5, -36.8)'
+    assert 'BEST evaluation of each run (--pick best)' in text
+    with open(runs / 'out' / f'{TABLE}.csv') as f:
+        records = list(csv.DictReader(f))
+    ok = [r for r in records if r['status'] == 'ok']
+    assert ok and all(r['log_path'] and r['log_line'] for r in ok)
+    for r in ok:  # every number traces back to its log line
+        line = (runs / r['log_path']).read_text().splitlines()[int(r['log_line']) - 1]
+        raw = json.loads(line)
+        key = {'top1': 'accuracy/top1', 'box_ap': 'coco/bbox_mAP', 'mask_ap': 'coco/segm_mAP',
+               'miou': 'mIoU'}[r['metric']]
+        scale = 100.0 if r['metric'] in ('box_ap', 'mask_ap') else 1.0
+        assert math.isclose(raw[key] * scale, float(r['value']))
+    full = [r for r in records if r['profile'] == 'full']
+    assert [(r['row'], r['value'], r['in_report']) for r in full] == [
+        ('conv2-add', '81.0', 'False')]
+    assert (runs / 'out' / f'{TABLE}.png').stat().st_size > 1000
+
+
+def test_profile_option_reports_only_that_profile(runs):
+    assert cli.main([TABLE, '--out', 'out', '--profile', 'full', '--no-complexity']) == 0
+    text = (runs / 'out' / f'{TABLE}.md').read_text()
+    cells = md_table(text)
+    assert cells['conv1 - conv2 - add (ours) [3]']['ImageNet top-1 (%)'] == '81.0 n=1 (n/p)'
+    assert cells['causal conv1 - w/o conv2 [1]']['ImageNet top-1 (%)'] == '- (80.5)'
+    assert 'Smoke profile' not in text and '- Data: data/imagenet' in text
+
+
+def test_complexity_cache_and_errors(runs, monkeypatch):
+    assert cli.main([TABLE, '--out', 'out']) == 0
+    assert fake_measure.calls == 5
+    assert cli.main([TABLE, '--out', 'out']) == 0
+    assert fake_measure.calls == 5  # cached per row
+
+    def broken(table: str, row: str):
+        raise ModuleNotFoundError("No module named 'tools.row_config'")
+
+    monkeypatch.setattr(complexity_column, 'row_model_config', broken)
+    assert cli.main([TABLE, '--out', 'out2']) == 0
+    text = (runs / 'out2' / f'{TABLE}.md').read_text()
+    row = md_table(text)['conv1 - w/o conv2']
+    assert row['Params (M)'] == ("error: ModuleNotFoundError: No module named "
+                                 "'tools.row_config' (n/p)")
+    assert row['ImageNet top-1 (%)'].startswith('corrupt: ')  # the rest is still written
+
+
+def test_table5_shows_published_params(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / 'work_dirs' / 'table5' / 'last-half' / 'cls' / 'seed0'
+    d.mkdir(parents=True)
+    (d / 'run.json').write_text(json.dumps(dict(
+        table='table5', row='last-half', task='cls', seed=0, profile='smoke',
+        status='finished', returncode=0, started='2025-01-01T00:00:00')))
+    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 60.0})])
+    monkeypatch.setattr(complexity_column, 'row_model_config', fake_config)
+    monkeypatch.setattr(complexity_column, 'measure_model', fake_measure)
+    assert cli.main(['table5', '--out', 'out']) == 0
+    cells = md_table((tmp_path / 'out' / 'table5.md').read_text())
+    assert cells['Last N/2 (MMMMSSSS) [2]']['Params (M)'] == '31.8 (31.8, 0.0)'
+    assert cells['Random [1]']['ImageNet top-1 (%)'] == '- (81.3)'
+    assert cells['Random [1]']['GFLOPs'] == '4.4 (n/p)'
+    assert cli.main(['table5', '--out', 'out3', '--no-complexity']) == 0
+    cells = md_table((tmp_path / 'out3' / 'table5.md').read_text())
+    assert cells['Random [1]']['Params (M)'] == 'skipped (31.8)'
+
+
+def test_exit_codes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(['table9']) == 2
+    err = capsys.readouterr().err
+    assert "unknown ablation table 'table9'" in err and 'table4' in err and 'tableS1' in err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([TABLE, '--pick', 'median'])
+    assert exit_info.value.code == 2
+    assert cli.main([TABLE, '--work-dir', 'nowhere']) == 1
+    assert not (tmp_path / 'reports').exists()
+    # Only failed runs: the table is written, but nothing could be read.
+    d = seed_dir(tmp_path / 'work_dirs', 'conv2-gate', 'cls', 0)
+    write_run_json(d, status='failed', returncode=1)
+    assert cli.main([TABLE, '--no-complexity']) == 1
+    assert (tmp_path / 'reports' / TABLE / f'{TABLE}.md').is_file()
+    assert 'nothing could be read' in capsys.readouterr().err
+
+
+def test_run_states_and_fallbacks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    table = get_table(TABLE)
+
+    def read(seed: int):
+        from reports.parsing import read_seed
+        run = read_seed(tmp_path / 'work_dirs' / TABLE / 'conv2-add' / 'cls' / f'seed{seed}',
+                        table, 'conv2-add', 'cls', seed)
+        (record,) = run.records
+        return record, run.warnings
+
+    # running on another host: its pid cannot be checked here, so it stays "running"
+    d = seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 0)
+    write_run_json(d, status='running', returncode=None, pid=dead_pid(), host='other-host')
+    assert read(0)[0]['status'] == 'running'
+    # "finished" with a non-zero return code is a failure, whatever its logs say
+    d = seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 1)
+    write_run_json(d, returncode=3)
+    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 10.0})])
+    record, _ = read(1)
+    assert (record['status'], record['detail']) == ('failed', path_of('conv2-add', 'cls', 1,
+                                                                      'console.log'))
+    # a newer folder with train lines only (partial) falls back to the older complete one
+    d = seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 2)
+    write_run_json(d)
+    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 10.0})])
+    write_scalars(d, T2, [train_line(2)])
+    record, warnings = read(2)
+    assert (record['status'], record['value'], record['timestamp']) == ('ok', 10.0, T1)
+    assert any('no evaluation (partial)' in w for w in warnings)
+    # a corrupt newest folder is not replaced by an older complete one
+    write_scalars(d, '20250102_120000', [val_line(3, **{'accuracy/top1': 11.0}), '{"acc'])
+    record, _ = read(2)
+    assert record['status'] == 'corrupt' and math.isnan(record['value'])
+    # no run.json: read from the logs, profile unknown; unreadable run.json: corrupt
+    d = seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 3)
+    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 12.0})])
+    record, _ = read(3)
+    assert (record['status'], record['profile'], record['value']) == ('ok', 'unknown', 12.0)
+    # --work-dir may name the table's own folder
+    assert cli.main([TABLE, '--work-dir', f'work_dirs/{TABLE}', '--profile', 'unknown',
+                     '--no-complexity']) == 0
+    assert '12.0 n=1' in (tmp_path / 'reports' / TABLE / f'{TABLE}.md').read_text()
+    (d / 'run.json').write_text('{"status": "fini')
+    assert read(3)[0]['status'] == 'corrupt'
+    # an empty seed folder is "missing"
+    seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 4)
+    assert read(4)[0]['status'] == 'missing'
