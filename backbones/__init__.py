@@ -1,9 +1,10 @@
 """Vision Mamba backbones for OpenMMLab, registered once in mmengine's root ``MODELS`` registry.
 
 mmpretrain's, mmdet's and mmseg's registries fall back to the root one, so every config can say
-``type='MambaVision'`` after ``custom_imports=dict(imports=['backbones'])``.
+``type='MambaVision'`` or ``type='MobileMamba'`` after ``custom_imports=dict(imports=['backbones'])``.
 """
 from . import ops
 from .mambavision import MambaVision, MambaVisionMixer
+from .mobilemamba import MobileMamba
 
-__all__ = ['ops', 'MambaVision', 'MambaVisionMixer']
+__all__ = ['ops', 'MambaVision', 'MambaVisionMixer', 'MobileMamba']

@@ -113,7 +113,13 @@ def reference_state_dict(family: str, converted: dict, arch: Optional[str] = Non
     if arch is None:
         raise ValueError('pass --arch (or --config) to check the keys of this family')
     backbone = MODELS.build(dict(type=MODEL_TYPE[family], arch=arch))
-    return {'backbone.' + k: v for k, v in backbone.state_dict().items()}, f'{family}-{arch}'
+    ref = {'backbone.' + k: v for k, v in backbone.state_dict().items()}
+    if 'head.l.weight' in converted:  # an ImageNet MobileMamba file: its BN1d + Linear head
+        from backbones.mobilemamba import BNLinear
+        head = BNLinear(backbone.embed_dims[-1], converted['head.l.weight'].shape[0])
+        ref.update({'head.' + k: v for k, v in head.state_dict().items()})
+        return ref, f'{family}-{arch} classifier'
+    return ref, f'{family}-{arch}'
 
 
 def compare_keys(converted: dict, reference: dict, checked_prefixes: Optional[tuple] = None

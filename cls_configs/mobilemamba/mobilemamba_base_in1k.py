@@ -1,0 +1,100 @@
+# MobileMamba on ImageNet-1K: the official recipe (README / official training logs) on
+# mmpretrain's own base files. Variants (mobilemamba-{t2,t4,s6,b1,b2,b4}_in1k.py) set the arch,
+# the head width and the resolution; the dagger child adds 1000 epochs + distillation.
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['backbones', 'backbones.mobilemamba_head'],
+                      allow_failed_imports=False)
+
+model = dict(
+    type='ImageClassifier',
+    # The official configuration is the constructor's default; every flag is spelled out here
+    # so that an ablation row's override reads against it.
+    backbone=dict(
+        type='MobileMamba',
+        arch='S6',
+        global_ratio=(0.8, 0.7, 0.6),
+        local_ratio=(0.2, 0.2, 0.3),
+        kernels=(7, 5, 3),
+        mrffi_cfg=dict(wavelet=True, identity=True, local_op='single', local_kernels=None,
+                       scan='bi'),
+        stages=3,
+        out_indices=None,  # all stages; the head reads the last
+        drop_path_rate=None),  # the variant's own (0 for T/S, 0.03 for B)
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='BNLinearClsHead',
+        num_classes=1000,
+        in_channels=448,
+        # label smoothing 0.1 (mixup/cutmix targets are smoothed the same way)
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        topk=(1, 5)),
+    # mixup 0.8 / cutmix 1.0, one of the two per batch (timm: switch_prob 0.5, prob 1.0)
+    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
+)
+
+# The official runs: 8 GPUs x 128 = 1024 images per step. RandAugment m9 (mstd 0.5, increasing),
+# random erasing 0.25 ('rand' = timm's per-pixel mode) and the 0.875 test crop (short edge
+# size/0.875, centre crop) as in the mmpretrain base, at each variant's resolution: a variant
+# picks its pair, e.g. `pipeline={{_base_._pipelines.r256.train}}`. This file's own default
+# is S6's 224 px.
+_bgr_mean = [103.53, 116.28, 123.675]
+_bgr_std = [57.375, 57.12, 58.395]
+
+
+def _pipelines_at(size: int) -> dict:
+    train = [
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomResizedCrop', scale=size, backend='pillow', interpolation='bicubic'),
+        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10,
+             magnitude_level=9, magnitude_std=0.5,
+             hparams=dict(pad_val=[round(x) for x in _bgr_mean], interpolation='bicubic')),
+        dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,
+             max_area_ratio=1 / 3, fill_color=_bgr_mean, fill_std=_bgr_std),
+        dict(type='PackInputs'),
+    ]
+    test = [
+        dict(type='LoadImageFromFile'),
+        dict(type='ResizeEdge', scale=int(size / 0.875), edge='short', backend='pillow',
+             interpolation='bicubic'),
+        dict(type='CenterCrop', crop_size=size),
+        dict(type='PackInputs'),
+    ]
+    return dict(train=train, test=test)
+
+
+_pipelines = {f'r{size}': _pipelines_at(size) for size in (192, 224, 256, 384, 512)}
+train_dataloader = dict(batch_size=128, dataset=dict(pipeline=_pipelines['r224']['train']))
+val_dataloader = dict(batch_size=125, dataset=dict(pipeline=_pipelines['r224']['test']))
+test_dataloader = val_dataloader
+
+# AdamW, lr 1.5e-3 per 512 images (scaled to the real batch by auto_scale_lr), wd 0.05, no decay
+# on norms, biases and other 1-D parameters (timm's filter_bias_and_bn), grad clip 5.
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=1.5e-3, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
+    paramwise_cfg=dict(_delete_=True, norm_decay_mult=0.0, bias_decay_mult=0.0,
+                       flat_decay_mult=0.0),
+    clip_grad=dict(max_norm=5.0),
+)
+auto_scale_lr = dict(base_batch_size=512, enable=True)
+
+# 20 warm-up epochs from lr/1000 (official warmup_lr 3e-6 at lr 3e-3), then cosine to lr/100
+# (official lr_min 3e-5 at lr 3e-3), both stepped per iteration.
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=20,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min_ratio=0.01, by_epoch=True, begin=20,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5)
+
+# EMA with decay 0.9998 per step (mmengine's momentum is 1 - decay); like timm's ModelEmaV2 the
+# BN statistics are averaged too. The reported top-1 is the EMA model's.
+custom_hooks = [dict(type='EMAHook', momentum=2e-4, update_buffers=True,
+                     priority='ABOVE_NORMAL')]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3,
+                                     save_best='auto'))
