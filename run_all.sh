@@ -49,6 +49,9 @@ in_env() {
   local py
   py=$(env_python)
   cd "$ROOT"
+  # mmengine 0.10.7 imports pkg_resources, which setuptools 80 flags on every import (and
+  # every run subprocess): noise, not a problem we can act on.
+  export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:pkg_resources is deprecated as an API:UserWarning"
   PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$py" "$@"
 }
 

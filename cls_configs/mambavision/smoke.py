@@ -1,0 +1,7 @@
+# Smoke widths for MambaVision (merged after cls_configs/smoke.py): the real block types and
+# layout (conv stages 1-2, mixer + attention stages 3-4) at a width a 2-core CPU trains in seconds.
+# Widths 16, 32, 64, 128; stage 3 sees 4x4 tokens and stage 4 2x2 at 64 px.
+_smoke_arch = dict(_delete_=True, depths=(1, 1, 2, 2), num_heads=(1, 2, 2, 4), dim=16, in_dim=8,
+                   drop_path_rate=0.0, layer_scale=None)
+model = dict(backbone=dict(arch=_smoke_arch, window_size=(8, 8, 4, 2)),
+             head=dict(in_channels=128))

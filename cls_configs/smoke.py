@@ -1,0 +1,50 @@
+# Smoke overlay for classification: the tiny generated ImageNet-layout data (4 classes, 64 px),
+# a few hundred images seen once or twice, CPU-friendly settings. Merged onto any cls base config
+# by tools/row_config.py; never a reproduction, only a check that every part of the pipeline works.
+_img_size = 64
+_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=_img_size, crop_ratio_range=(0.6, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+_test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=_img_size, edge='short'),
+    dict(type='CenterCrop', crop_size=_img_size),
+    dict(type='PackInputs'),
+]
+# CustomDataset reads the ImageNet folder layout with the classes the folders give
+# (mmpretrain's ImageNet type insists on the 1000 ImageNet classes).
+train_dataloader = dict(
+    _delete_=True, batch_size=16, num_workers=0, persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='CustomDataset', data_root='', data_prefix='train', with_label=True,
+                 pipeline=_train_pipeline))
+val_dataloader = dict(
+    _delete_=True, batch_size=16, num_workers=0, persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CustomDataset', data_root='', data_prefix='val', with_label=True,
+                 pipeline=_test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='Accuracy', topk=(1,))
+test_evaluator = val_evaluator
+
+model = dict(
+    # No mixup/cutmix: a few dozen iterations must show learning.
+    train_cfg=dict(_delete_=True),
+    head=dict(num_classes=4))
+
+train_cfg = dict(_delete_=True, by_epoch=False, max_iters=48, val_interval=48)
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+                     clip_grad=dict(max_norm=5.0))
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=8)]
+auto_scale_lr = dict(enable=False)
+# EMA at 0.9998 over 48 iterations would evaluate (almost) the initial weights.
+custom_hooks = []
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=8),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=48, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+env_cfg = dict(cudnn_benchmark=False)
