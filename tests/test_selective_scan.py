@@ -330,3 +330,22 @@ def test_auto_backend_uses_the_kernel_on_cuda_and_agrees():
     kernel = selective_scan(**inputs, delta_softplus=True, backend='cuda')
     torch.testing.assert_close(auto, kernel, rtol=0, atol=0)
     assert rel_err(ours, kernel) < 1e-4
+
+
+def test_default_scan_backend_switches_auto_calls_only():
+    from backbones.ops import default_scan_backend
+    gen = torch.Generator().manual_seed(0)
+    u, delta = torch.randn(1, 4, 9, generator=gen), torch.rand(1, 4, 9, generator=gen)
+    A, B, C = -torch.rand(4, 2, generator=gen), torch.randn(1, 2, 9, generator=gen), \
+        torch.randn(1, 2, 9, generator=gen)
+    with default_scan_backend('reference'):
+        ref = selective_scan(u, delta, A, B, C)
+        with pytest.raises(RuntimeError, match="backend='cuda'"):
+            selective_scan(u, delta, A, B, C, backend='cuda')  # explicit ones are kept
+        with default_scan_backend('cuda'):
+            with pytest.raises(RuntimeError, match="backend='cuda'"):
+                selective_scan(u, delta, A, B, C)
+    torch.testing.assert_close(selective_scan(u, delta, A, B, C), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown backend 'fast'"):
+        with default_scan_backend('fast'):
+            pass

@@ -24,7 +24,8 @@ from torch import Tensor
 
 from .mamba_shim import has_cuda_kernels, selective_scan_cuda_fn, selective_scan_ref
 
-__all__ = ['selective_scan', 'count_scan_flops', 'ScanFlopCounter', 'scan_flops', 'BACKENDS']
+__all__ = ['selective_scan', 'count_scan_flops', 'ScanFlopCounter', 'scan_flops', 'BACKENDS',
+           'default_scan_backend']
 
 BACKENDS = ('auto', 'torch', 'reference', 'cuda')
 
@@ -355,6 +356,24 @@ class _SelectiveScanFn(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
+_default_backend = threading.local()
+
+
+@contextlib.contextmanager
+def default_scan_backend(backend: str) -> Iterator[None]:
+    """Make ``backend='auto'`` calls use ``backend`` inside the block (e.g. to time a whole
+    model on the CUDA kernel vs our path); explicit backends are left alone."""
+    if backend not in BACKENDS:
+        raise ValueError(f'default_scan_backend: unknown backend {backend!r}, choose one of '
+                         f'{BACKENDS}')
+    previous = getattr(_default_backend, 'value', 'auto')
+    _default_backend.value = backend
+    try:
+        yield
+    finally:
+        _default_backend.value = previous
+
+
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                    D: Optional[Tensor] = None, z: Optional[Tensor] = None,
                    delta_bias: Optional[Tensor] = None, delta_softplus: bool = False,
@@ -394,6 +413,8 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
         state_dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
         return out, torch.zeros(batch, dim, d_state, dtype=state_dtype, device=u.device)
 
+    if backend == 'auto':
+        backend = getattr(_default_backend, 'value', 'auto')
     if backend == 'auto':
         use_kernel = u.is_cuda and u.dtype != torch.float64 and has_cuda_kernels()
         backend = 'cuda' if use_kernel else 'torch'
