@@ -168,8 +168,8 @@ def _run_state(run: dict) -> str:
     if status == 'running':
         same_host = run.get('host') == socket.gethostname()
         return 'interrupted' if same_host and not _pid_alive(run.get('pid')) else 'running'
-    if status == 'failed':
-        return 'failed'
+    if status in ('failed', 'interrupted'):  # the runner records a stop it saw as interrupted
+        return status
     raise ValueError(f'unknown run status {status!r}')
 
 

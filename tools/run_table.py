@@ -7,7 +7,7 @@
 One work dir per run, ``<work-dir>/<table>/<row>/<task>/seed<k>/``, holding the row's complete
 config (``config.py``), the run's console log, mmengine's timestamped log folders and
 ``run.json`` (status, exit code, command, profile, commit). A finished run is skipped, an
-interrupted one resumes from its last checkpoint, a failed one is recorded and the others go on;
+interrupted one (SIGINT/SIGTERM stop the child too) resumes from its last checkpoint, a failed one is recorded and the others go on;
 the exit status is non-zero if any run failed. A lock per work dir keeps two invocations off the
 same run. Detection and segmentation runs start from the row's own classification checkpoint
 when that run has finished (the paper's protocol: each variant is pretrained on ImageNet).
@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -205,16 +206,39 @@ def execute(run: Run, args: argparse.Namespace, data_root: Path) -> str:
             proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
             write_status(run_dir, child_pid=proc.pid)
-            for line in proc.stdout:  # the toolkit's own log, beneath our progress line
-                log.write(line)
-                if not args.quiet:
-                    sys.stdout.write('    ' + line)
-            returncode = proc.wait()
+            try:
+                for line in proc.stdout:  # the toolkit's own log, beneath our progress line
+                    log.write(line)
+                    if not args.quiet:
+                        sys.stdout.write('    ' + line)
+                returncode = proc.wait()
+            except KeyboardInterrupt:
+                # Never leave a training process running on its own: a second invocation
+                # would resume the same run beside it.
+                _stop(proc)
+                write_status(run_dir, status='interrupted', returncode=proc.returncode,
+                             ended=_now())
+                raise
         status = 'finished' if returncode == 0 else 'failed'
         write_status(run_dir, status=status, returncode=returncode, ended=_now())
         if status == 'failed':
             print(f'  FAILED (exit {returncode}); log: {console}', flush=True)
         return 'done' if status == 'finished' else 'failed'
+
+
+def _stop(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """Terminate a child run, killing it if it has not exited after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _now() -> str:
@@ -304,6 +328,10 @@ def run_table(table: AblationTable, args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # SIGTERM (kill, scancel) and SIGINT alike stop the current run cleanly; SIGINT is set
+    # explicitly because a shell starts background jobs with it ignored.
+    previous = {signum: signal.signal(signum, _interrupt)
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         args = parse_args(argv)
         tables = list(TABLES.values()) if args.table == 'all' else [get_table(args.table)]
@@ -314,6 +342,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f'run_all.sh: error: {exc}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('interrupted: run the same command again to resume (finished runs are kept, '
+              'the interrupted one resumes from its last checkpoint)', file=sys.stderr)
+        return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == '__main__':
