@@ -22,6 +22,7 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from .layers import DropPath, LayerNorm2d
 from .ops import selective_scan
 
 __all__ = ['MambaVision', 'MambaVisionMixer', 'check_mixer_flags', 'hybrid_layout',
@@ -36,37 +37,6 @@ MIXER_DEFAULTS = dict(conv1='regular', conv2=True, fusion='concat', dt_bias_twic
 
 
 # ----------------------------------------------------------------------------- building blocks
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Stochastic depth per sample (drops the whole residual branch)."""
-    if p == 0. or not training:
-        return x
-    keep = 1. - p
-    mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep)
-    return x * mask / keep
-
-
-class DropPath(nn.Module):
-
-    def __init__(self, p: float = 0.) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f'p={self.p}'
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map (the official downstream ``outnorm``)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
-                         self.eps)
-        return x.permute(0, 3, 1, 2)
-
-
 class Mlp(nn.Module):
     """fc1 -> GELU -> fc2 (names as timm's Mlp, which the official checkpoints use)."""
 

@@ -34,6 +34,7 @@ import torch.utils.checkpoint as checkpoint
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from .layers import DropPath, LayerNorm2d
 from .ops import haar_dwt2d, haar_idwt2d, selective_scan
 from .ops.haar import haar_filters
 
@@ -155,24 +156,6 @@ def _is_same_size_depthwise(conv: nn.Conv2d) -> bool:
             and p == (k[0] // 2, k[1] // 2))
 
 
-class DropPath(nn.Module):
-    """Per-sample stochastic depth (kept here so the backbone depends on torch + mmengine only)."""
-
-    def __init__(self, drop_prob: float = 0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask.div_(keep)
-
-    def extra_repr(self) -> str:
-        return f'drop_prob={self.drop_prob}'
-
-
 class FFN(nn.Module):
     """Conv1x1+BN, ReLU, Conv1x1+BN (last BN weight 0 so each residual FFN starts as identity)."""
 
@@ -231,15 +214,6 @@ class Scale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.weight * x
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) tensor."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 # ------------------------------------------------------------------------------------------------
