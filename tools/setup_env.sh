@@ -90,7 +90,7 @@ mmcv_ver=$(pin mmcv)
 pytag=$("$py" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 wheel_dir="$cache/wheels/mmcv-${mmcv_ver}_torch-${torch_ver}_${cuda_tag}_${pytag}"
 if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
-  say "phase 3/6: building mmcv $mmcv_ver with ops from source (about 20-25 min on 2 cores; once per torch version)"
+  say "phase 3/6: building mmcv $mmcv_ver with ops from source (11-20 min on 2 cores; once per torch version)"
   build=$(mktemp -d)
   run_logged "$py" -m pip install --disable-pip-version-check "setuptools==$(build_pin setuptools)"
   # --no-build-isolation: mmcv's setup.py imports torch to decide which ops to compile.
