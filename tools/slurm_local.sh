@@ -29,6 +29,9 @@ readonly PARTITION=debug
 readonly MIN_JOB_AGE=300
 # MiB kept back from RealMemory for the OS and the daemons.
 readonly MEM_HEADROOM_MB=1024
+# Job credential lifetime; a requeued job waits this long (default 120 s)
+# before it may start again, so tests of requeue stay short.
+readonly CRED_EXPIRE_S=10
 readonly UP_TIMEOUT_S=${SLURM_LOCAL_TIMEOUT:-60}
 
 NODE=$(hostname -s)
@@ -98,6 +101,7 @@ ClusterName=local
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=slurm
 AuthType=auth/munge
+AuthInfo=cred_expire=$CRED_EXPIRE_S
 StateSaveLocation=$STATE_DIR
 SlurmdSpoolDir=$SPOOL_DIR
 SlurmctldPidFile=$CTLD_PID
