@@ -79,7 +79,8 @@ start_munge() {
     munge_works && return 0
     install -d -o munge -g munge -m 0755 /run/munge
     # Debian's munged runs as the munge user and refuses a world-writable socket dir.
-    runuser -u munge -- /usr/sbin/munged
+    log "starting munged"
+    runuser -u munge -- /usr/sbin/munged || show_logs_and_die "munged failed to start"
     touch "$MUNGE_OURS"
     local i
     for i in $(seq 50); do munge_works && return 0; sleep 0.1; done
@@ -161,11 +162,11 @@ start_daemons() {
     if ! pid_alive "$CTLD_PID"; then
         log "starting slurmctld"
         # Without -D both daemons fork into the background.
-        /usr/sbin/slurmctld
+        /usr/sbin/slurmctld || show_logs_and_die "slurmctld failed to start"
     fi
     if ! pid_alive "$SLURMD_PID"; then
         log "starting slurmd"
-        /usr/sbin/slurmd
+        /usr/sbin/slurmd || show_logs_and_die "slurmd failed to start"
     fi
 }
 
@@ -202,7 +203,7 @@ wait_idle() {
             idle | mixed | allocated | completing)
                 log "node $NODE is $state"
                 return 0 ;;
-            down* | drain* | drained* | fail*)
+            down* | drain* | fail*)
                 if ((!resumed)); then
                     log "node $NODE is $state; resuming it"
                     scontrol update nodename="$NODE" state=resume || true
@@ -224,8 +225,7 @@ cmd_start() {
         stop_daemons
     fi
     start_daemons
-    local i
-    for i in $(seq "$UP_TIMEOUT_S"); do ctld_answers && break; sleep 1; done
+    for _ in $(seq "$UP_TIMEOUT_S"); do ctld_answers && break; sleep 1; done
     ctld_answers || show_logs_and_die "slurmctld does not answer scontrol ping"
     wait_idle
 }
