@@ -82,8 +82,7 @@ start_munge() {
     log "starting munged"
     runuser -u munge -- /usr/sbin/munged || show_logs_and_die "munged failed to start"
     touch "$MUNGE_OURS"
-    local i
-    for i in $(seq 50); do munge_works && return 0; sleep 0.1; done
+    for _ in $(seq 50); do munge_works && return 0; sleep 0.1; done
     die "munged does not answer (see /var/log/munge/munged.log)"
 }
 
@@ -171,12 +170,12 @@ start_daemons() {
 }
 
 stop_daemons() {
-    local pidfile pid i
+    local pidfile pid
     for pidfile in "$SLURMD_PID" "$CTLD_PID"; do
         pid_alive "$pidfile" || continue
         pid=$(<"$pidfile")
         kill -TERM "$pid"
-        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
         rm -f "$pidfile"
     done
