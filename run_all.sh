@@ -13,7 +13,8 @@ Usage: ./run_all.sh <command> [args...]
 
 Commands:
   setup                 build (once) the pinned environment and print its python
-  test [PYTEST ARGS]    run the test suite (tests/) in the environment
+  test [PYTEST ARGS]    run the test suite (tests/) in the environment (as root, first stands up
+                        a single-node SLURM cluster for the executor tests: tools/slurm_local.sh)
   list                  list the known ablation tables and their rows
   table4 [OPTIONS]      MambaVision Table 4: token-mixer design (ImageNet, COCO, ADE20K)
   table5 [OPTIONS]      MambaVision Table 5: hybrid attention pattern (ImageNet)
@@ -21,6 +22,9 @@ Commands:
   mobilemamba_mrffi [OPTIONS]
                         MobileMamba MRFFI flags (ImageNet)
   all [OPTIONS]         every table above, one after the other
+  status <table> [--work-dir DIR] [--profile smoke|full]
+                        one line per run: state, SLURM job, progress, elapsed, ETA
+                        (exit 0 only when every run has finished)
   report <table> [--work-dir DIR] [--out DIR] [--pick last|best] [--profile smoke|full]
                         merge a table's logs into reports/<table>/<table>.{md,csv,png}
   python ARGS...        run the environment's python (for your own scripts)
@@ -28,8 +32,9 @@ Commands:
 
 Table options (see ./run_all.sh table4 --help):
   --profile smoke|full  smoke (default): tiny generated data, CPU, minutes; full: the papers' recipes
-  --rows R1,R2 --tasks cls,det,seg --seeds N --gpus N --launcher none|pytorch|slurm
-  --data-root DIR --work-dir DIR --dry-run
+  --rows R1,R2 --tasks cls,det,seg --seeds N --gpus N|cls=32,det=8,seg=8
+  --launcher none|pytorch|slurm --jobs N --rerun-stale --data-root DIR --work-dir DIR --dry-run
+  SLURM: --partition --account --qos --time --gpus-per-node --cpus-per-gpu --mem --sbatch-args
 
 Environment:
   SUITE_PYTHON=/path/to/python   build the environment on top of that interpreter and its torch
@@ -75,6 +80,13 @@ case "$cmd" in
     [ $# -eq 0 ] || { echo "setup takes no arguments" >&2; usage >&2; exit 2; }
     env_python ;;
   test)
+    # The SLURM executor's tests run against a real single-node cluster on this machine.
+    if [ "$(id -u)" = 0 ]; then
+      "$ROOT/tools/slurm_local.sh" start
+    elif ! sinfo >/dev/null 2>&1; then
+      echo "run_all.sh test: no SLURM cluster answers and this is not root: the SLURM tests will" \
+           "fail; start one with: sudo tools/slurm_local.sh" >&2
+    fi
     in_env -m pytest "$@" ;;
   list)
     [ $# -eq 0 ] || { echo "list takes no arguments" >&2; usage >&2; exit 2; }
@@ -82,6 +94,8 @@ case "$cmd" in
     cd "$ROOT" && exec python3 -m ablations ;;
   report)
     in_env -m reports "$@" ;;
+  status)
+    in_env -m tools.status "$@" ;;
   python)
     in_env "$@" ;;
   *)

@@ -45,6 +45,7 @@ auto_scale_lr = dict(enable=False)
 custom_hooks = []
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=48, max_keep_ckpts=1))
+    # Every 8 iterations: an interrupted or requeued smoke run has something to resume from.
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=8, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False)

@@ -4,17 +4,14 @@ A record holds either a number read from one line of one log file (``status == '
 file and line) or the reason there is none (``missing``, ``running``, ``interrupted``,
 ``failed``, ``corrupt``, ``partial``, ``nan``), never a guess.
 
-Folder layout (the runner's contract): ``<work_dir>/<table>/<row>/<task>/seed<k>/`` holding
-``run.json`` and mmengine's ``<YYYYmmdd_HHMMSS>/`` folders, each with ``vis_data/scalars.json``
-(train and validation lines) and, for a test-mode run, ``<timestamp>.json`` (the test metrics).
+Folder layout, record and run states: ``runs/`` (shared with the runner). Each training run
+dir holds mmengine's ``<YYYYmmdd_HHMMSS>/`` folders, each with ``vis_data/scalars.json`` (train
+and validation lines) and, for a test-mode run, ``<timestamp>.json`` (the test metrics).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import re
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,10 +19,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
+import runs
 from ablations import METRICS, AblationTable
+from runs import TIMESTAMP
 
-TIMESTAMP = re.compile(r'\d{8}_\d{6}')
-SEED_DIR = re.compile(r'seed(\d+)')
 PICKS = ('last', 'best')
 # mmengine prefixes metric names with the mode when LogProcessor.log_with_hierarchy is on.
 _MODE_PREFIXES = ('', 'val/', 'test/')
@@ -148,31 +145,6 @@ def read_folder(folder: Path, log_keys: tuple[str, ...]) -> FolderLog:
     return log
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _run_state(run: dict) -> str:
-    """'finished', 'failed', 'running' or 'interrupted' (running, but its pid is gone here)."""
-    status = run.get('status')
-    if status == 'finished':
-        return 'failed' if run.get('returncode') not in (0, None) else 'finished'
-    if status == 'running':
-        same_host = run.get('host') == socket.gethostname()
-        return 'interrupted' if same_host and not _pid_alive(run.get('pid')) else 'running'
-    if status in ('failed', 'interrupted'):  # the runner records a stop it saw as interrupted
-        return status
-    raise ValueError(f'unknown run status {status!r}')
-
-
 def _started(run: Optional[dict], folders: list[Path]) -> Optional[float]:
     """When the run started (POSIX seconds), from run.json or the newest timestamp folder."""
     if run and isinstance(run.get('started'), str):
@@ -205,8 +177,25 @@ class SeedRun:
     warnings: list[str]
 
 
+UNHASHED = ('some finished runs have no config hash in their record (made before runs were '
+            'hashed): whether they match today\'s configs is unknown')
+
+
+def _stale_reason(seed_dir: Path, run: dict, table: AblationTable, row: str, task: str,
+                  seed: int, profile: str) -> Optional[str]:
+    """Why a finished run no longer matches today's config (``runs.identity``), or None."""
+    from runs.identity import stale_reason
+    upstream = None
+    if task != 'cls':
+        try:
+            upstream = runs.read_record(seed_dir.parents[1] / 'cls' / seed_dir.name)
+        except runs.RecordError:
+            upstream = None
+    return stale_reason(runs.RunKey.train(table.name, profile, row, task, seed), run, upstream)
+
+
 def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: int,
-              pick: str = 'last') -> SeedRun:
+              pick: str = 'last', profile: str = 'unknown') -> SeedRun:
     """Records (one per metric of ``task``) for one seed folder."""
     metrics = table.metrics_of(task)
     log_keys = tuple(METRICS[m].log_key for m in metrics)
@@ -221,21 +210,28 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
         return SeedRun([dict(base, metric=m, status=status, detail=detail) for m in metrics],
                        warnings)
 
-    run_file = seed_dir / 'run.json'
-    run: Optional[dict] = None
-    if run_file.is_file():
-        try:
-            run = json.loads(run_file.read_text(encoding='utf-8'))
-            if not isinstance(run, dict):
-                raise ValueError('not a JSON object')
-            state = _run_state(run)
-        except ValueError as err:  # JSONDecodeError is a ValueError
-            warnings.append(f'{where}: run.json unreadable ({err}); its profile is unknown')
-            return every_metric('corrupt', show_path(run_file))
-        base.update(profile=str(run.get('profile') or 'unknown'), run_status=state,
-                    commit=run.get('commit'), data_root=run.get('data_root'))
+    run_file = seed_dir / runs.RECORD
+    base['profile'] = profile
+    try:
+        run = runs.read_record(seed_dir)
+    except runs.RecordError as err:
+        warnings.append(f'{where}: run.json unreadable ({err})')
+        return every_metric('corrupt', show_path(run_file))
+    if run is not None:
+        state = runs.run_state(run, seed_dir)
+        if state == 'finished' and run.get('config_hash'):
+            stale = _stale_reason(seed_dir, run, table, row, task, seed, profile)
+            if stale:
+                state = 'stale'
+                warnings.append(f'{where}: stale, {stale}; not reported as current (rerun it '
+                                'with --rerun-stale)')
+                base.update(run_status=state)
+                return every_metric('stale', stale)
+        elif state == 'finished':
+            warnings.append(UNHASHED)
+        base.update(run_status=state, commit=run.get('commit'), data_root=run.get('data_root'))
         for key, expected in (('table', table.name), ('row', row), ('task', task),
-                              ('seed', seed)):
+                              ('seed', seed), ('profile', profile)):
             if key in run and run[key] != expected:
                 warnings.append(f'{where}: run.json says {key}={run[key]!r}, the folder says '
                                 f'{expected!r}; the folder is used')
@@ -246,7 +242,7 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
     base['started'] = datetime.fromtimestamp(started).isoformat(timespec='seconds') \
         if started is not None else None
 
-    if state in ('failed', 'running', 'interrupted'):
+    if state != 'finished':
         detail = _text_log(run, seed_dir, folders)
         warnings.append(f'{where}: {state} ({detail})')
         return every_metric(state, detail if state == 'failed' else '')
@@ -315,32 +311,22 @@ def collect(work_dir: Path, table: AblationTable, pick: str = 'last'
     as a DataFrame with :data:`COLUMNS`, and the warnings met on the way."""
     if pick not in PICKS:
         raise ValueError(f'pick must be one of {PICKS}, not {pick!r}')
-    root = work_dir / table.name
-    if not root.is_dir() and work_dir.name == table.name:
-        root = work_dir
+    root = runs.table_root(work_dir, table.name)
     warnings: list[str] = []
     records: list[dict] = []
     if not root.is_dir():
         return pd.DataFrame(columns=COLUMNS), [f'no run folder {show_path(root)}']
-    slugs = {r.slug for r in table.rows}
-    for row_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if row_dir.name not in slugs:
-            warnings.append(f'{show_path(row_dir)}: not a row of {table.name}; ignored')
+    for key, run_dir, why in runs.iter_run_dirs(work_dir, table.name,
+                                                rows={r.slug for r in table.rows},
+                                                tasks=table.tasks):
+        if key is None:
+            warnings.append(f'{show_path(run_dir)}: {why}; ignored')
             continue
-        for task_dir in sorted(p for p in row_dir.iterdir() if p.is_dir()):
-            if task_dir.name not in table.tasks:
-                warnings.append(f'{show_path(task_dir)}: {table.name} has no task '
-                                f'{task_dir.name!r}; ignored')
-                continue
-            for seed_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-                match = SEED_DIR.fullmatch(seed_dir.name)
-                if not match:
-                    warnings.append(f'{show_path(seed_dir)}: not a seed<k> folder; ignored')
-                    continue
-                run = read_seed(seed_dir, table, row_dir.name, task_dir.name,
-                                int(match.group(1)), pick)
-                records.extend(run.records)
-                warnings.extend(run.warnings)
+        if key.kind != 'train':
+            continue  # evaluations of released weights are reported on their own
+        run = read_seed(run_dir, table, key.row, key.task, key.seed, pick, key.profile)
+        records.extend(run.records)
+        warnings.extend(w for w in run.warnings if w not in warnings or w != UNHASHED)
     # Nullable integers: a line number must not print as 4.0 because another record has none.
     frame = pd.DataFrame(records, columns=COLUMNS).astype(
         {'seed': 'int64', 'log_line': 'Int64', 'step': 'Int64'})

@@ -35,7 +35,7 @@ CONSOLE = 'console.log'
 HANDOVER = 'final.pth'
 
 # Written into run.json by the process that owns the run.
-RECORDED = ('queued', 'running', 'finished', 'failed', 'interrupted')
+RECORDED = ('queued', 'running', 'finished', 'failed', 'interrupted', 'blocked')
 # Shown by `status` and the reporter, in the order a summary lists them.
 STATES = ('finished', 'running', 'queued', 'pending', 'interrupted', 'failed', 'blocked', 'stale')
 KINDS = ('train', 'eval')
@@ -97,7 +97,7 @@ def iter_run_dirs(work_dir: PathLike, table: str, profiles: Optional[tuple[str, 
     root = table_root(work_dir, table)
     if not root.is_dir():
         return
-    for profile_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for profile_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
         if profiles is not None and profile_dir.name not in profiles:
             yield None, profile_dir, f'not a profile ({", ".join(profiles)})'
             continue
@@ -224,6 +224,21 @@ def recorded_state(record: Optional[dict], run_dir: PathLike) -> str:
             return 'running'  # another machine's lock cannot be probed from here
         return 'running' if lock_holder(run_dir) else 'interrupted'
     return status
+
+
+def run_state(record: Optional[dict], run_dir: PathLike) -> str:
+    """:func:`recorded_state`, plus ``blocked`` for a run still waiting on an upstream run (its
+    ``depends_on``, the row's cls run) that failed or is itself blocked: it will never start."""
+    state = recorded_state(record, run_dir)
+    if state in ('queued', 'pending') and record and record.get('depends_on'):
+        upstream_dir = Path(record['depends_on'])
+        try:
+            upstream = read_record(upstream_dir)
+        except RecordError:
+            return state
+        if upstream is not None and run_state(upstream, upstream_dir) in ('failed', 'blocked'):
+            return 'blocked'
+    return state
 
 
 # --- config identity ------------------------------------------------------------------------

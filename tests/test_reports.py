@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import runs as run_layout
 from ablations import get_table
 from reports import cli, complexity_column
 from reports.parsing import read_folder
@@ -42,16 +43,17 @@ def val_line(step: int, **metrics: float) -> dict:
     return dict(metrics, data_time=0.01, time=0.1, step=step)
 
 
-def seed_dir(root: Path, row: str, task: str, seed: int) -> Path:
-    path = root / TABLE / row / task / f'seed{seed}'
+def seed_dir(root: Path, row: str, task: str, seed: int, profile: str = 'smoke') -> Path:
+    path = run_layout.RunKey.train(TABLE, profile, row, task, seed).dir(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def write_run_json(folder: Path, *, profile: str = 'smoke', status: str = 'finished',
+def write_run_json(folder: Path, *, profile: str | None = None, status: str = 'finished',
                    returncode: int | None = 0, started: str = '2025-01-02T10:00:00',
                    pid: int = 12345, host: str = 'elsewhere') -> None:
     row, task, seed = folder.parts[-3], folder.parts[-2], int(folder.name[4:])
+    profile = profile or folder.parts[-4]
     (folder / 'console.log').write_text('Traceback (most recent call last): ...\n')
     run = dict(table=TABLE, row=row, task=task, seed=seed, profile=profile, status=status,
                returncode=returncode, started=started,
@@ -88,6 +90,7 @@ def dead_pid() -> int:
 
 
 T1, T2 = '20250102_100000', '20250102_110000'
+HELD_LOCKS: list = []  # locks of the planted live runs, held for the test session
 SCALARS = 'vis_data/scalars.json'
 
 
@@ -128,10 +131,14 @@ def build_fixture(root: Path) -> None:
     d = seed_dir(root, 'regular-noconv2', 'seg', 1)
     write_run_json(d)
     write_scalars(d, T1, [train_line(20, epoch=None), val_line(40, mIoU=20.0)])
-    # Row 3: cls still running here, det interrupted (its pid is gone), seg fine.
+    # Row 3: cls still running here (a live process holds its lock), det interrupted (its
+    # record says running, nothing holds the lock), seg fine.
     d = seed_dir(root, 'conv2-gate', 'cls', 0)
     write_run_json(d, status='running', returncode=None, pid=os.getpid(),
                    host=socket.gethostname(), started='2025-01-02T12:00:00')
+    lock = run_layout.RunLock(d)
+    assert lock.acquire()
+    HELD_LOCKS.append(lock)
     write_scalars(d, T1, [train_line(1)])
     d = seed_dir(root, 'conv2-gate', 'det', 0)
     write_run_json(d, status='running', returncode=None, pid=dead_pid(), host=socket.gethostname())
@@ -156,12 +163,12 @@ def build_fixture(root: Path) -> None:
     d = seed_dir(root, 'conv2-add', 'cls', 0)
     write_run_json(d)
     write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': 50.0})])
-    d = seed_dir(root, 'conv2-add', 'cls', 1)
-    write_run_json(d, profile='full', started='2024-12-01T08:00:00')
+    d = seed_dir(root, 'conv2-add', 'cls', 1, profile='full')
+    write_run_json(d, started='2024-12-01T08:00:00')
     write_scalars(d, '20241201_080000', [val_line(300, **{'accuracy/top1': 81.0})])
     d = seed_dir(root, 'conv2-add', 'cls', 2)
     write_run_json(d, status='failed', returncode=1)
-    (root / TABLE / 'bogus-row').mkdir()
+    (root / TABLE / 'smoke' / 'bogus-row').mkdir()
 
 
 def fake_config(table: str, row: str):
@@ -203,7 +210,7 @@ def md_table(text: str) -> dict[str, dict[str, str]]:
 
 
 def path_of(row: str, task: str, seed: int, tail: str) -> str:
-    return f'work_dirs/{TABLE}/{row}/{task}/seed{seed}/{tail}'
+    return f'work_dirs/{TABLE}/smoke/{row}/{task}/seed{seed}/{tail}'
 
 
 # ----------------------------------------------------------------------------- tests
@@ -365,7 +372,7 @@ def test_complexity_cache_and_errors(runs, monkeypatch):
 
 def test_table5_shows_published_params(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    d = tmp_path / 'work_dirs' / 'table5' / 'last-half' / 'cls' / 'seed0'
+    d = tmp_path / 'work_dirs' / 'table5' / 'smoke' / 'last-half' / 'cls' / 'seed0'
     d.mkdir(parents=True)
     (d / 'run.json').write_text(json.dumps(dict(
         table='table5', row='last-half', task='cls', seed=0, profile='smoke',
@@ -407,8 +414,8 @@ def test_run_states_and_fallbacks(tmp_path, monkeypatch):
 
     def read(seed: int):
         from reports.parsing import read_seed
-        run = read_seed(tmp_path / 'work_dirs' / TABLE / 'conv2-add' / 'cls' / f'seed{seed}',
-                        table, 'conv2-add', 'cls', seed)
+        run = read_seed(seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', seed),
+                        table, 'conv2-add', 'cls', seed, profile='smoke')
         (record,) = run.records
         return record, run.warnings
 
@@ -435,13 +442,13 @@ def test_run_states_and_fallbacks(tmp_path, monkeypatch):
     write_scalars(d, '20250102_120000', [val_line(3, **{'accuracy/top1': 11.0}), '{"acc'])
     record, _ = read(2)
     assert record['status'] == 'corrupt' and math.isnan(record['value'])
-    # no run.json: read from the logs, profile unknown; unreadable run.json: corrupt
+    # no run.json: read from the logs, profile from the folder; unreadable run.json: corrupt
     d = seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 3)
     write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 12.0})])
     record, _ = read(3)
-    assert (record['status'], record['profile'], record['value']) == ('ok', 'unknown', 12.0)
+    assert (record['status'], record['profile'], record['value']) == ('ok', 'smoke', 12.0)
     # --work-dir may name the table's own folder
-    assert cli.main([TABLE, '--work-dir', f'work_dirs/{TABLE}', '--profile', 'unknown',
+    assert cli.main([TABLE, '--work-dir', f'work_dirs/{TABLE}', '--profile', 'smoke',
                      '--no-complexity']) == 0
     assert '12.0 n=1' in (tmp_path / 'reports' / TABLE / f'{TABLE}.md').read_text()
     (d / 'run.json').write_text('{"status": "fini')

@@ -125,7 +125,7 @@ def make_runner(work_dir: Path, metric: ToyMetric, by_epoch: bool, test: bool = 
 def test_reporter_reads_real_mmengine_logs(tmp_path, monkeypatch, capsys):
     torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
-    root = tmp_path / 'work_dirs' / 'table4' / ROW
+    root = tmp_path / 'work_dirs' / 'table4' / 'smoke' / ROW
     ToyMetric.reported.clear()
 
     cls_dir, det_dir, seg_dir = (root / task / 'seed0' for task in ('cls', 'det', 'seg'))

@@ -13,7 +13,9 @@ import ablations
 from ablations import TABLES, get_table
 from tools.make_tiny_datasets import make_tiny_datasets
 from tools.row_config import DATA_LAYOUT, build_row_config, check_data_root
-from tools.run_table import RunLock, Run, main, parse_args, plan_runs, read_status, train_command
+import runs
+from runs import RunLock
+from tools.run_table import main, parse_args, plan_runs, train_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,14 +27,16 @@ def smoke_data(tmp_path_factory):
 
 def test_plan_expands_rows_tasks_and_seeds(tmp_path):
     table = get_table('table4')
-    runs = plan_runs(table, None, None, 2, tmp_path)
-    assert len(runs) == 5 * 3 * 2
+    planned = plan_runs(table, None, None, 2, tmp_path, 'full')
+    assert len(planned) == 5 * 3 * 2
     # classification first within a row and seed: det/seg start from its checkpoint
-    assert [r.task for r in runs[:3]] == ['cls', 'det', 'seg']
-    assert runs[0].dir == tmp_path / 'table4' / 'causal-noconv2' / 'cls' / 'seed0'
+    assert [r.key.task for r in planned[:3]] == ['cls', 'det', 'seg']
+    assert planned[1].depends_on is planned[0] and planned[0].depends_on is None
+    assert planned[0].dir == tmp_path / 'table4' / 'full' / 'causal-noconv2' / 'cls' / 'seed0'
     some = plan_runs(table, ['conv2-gate', 'conv1 - conv2 - concat'], ['seg', 'cls'], 1, tmp_path)
-    assert [(r.row, r.task) for r in some] == [('conv2-gate', 'cls'), ('conv2-gate', 'seg'),
-                                               ('conv2-concat', 'cls'), ('conv2-concat', 'seg')]
+    assert [(r.key.row, r.key.task) for r in some] == [
+        ('conv2-gate', 'cls'), ('conv2-gate', 'seg'), ('conv2-concat', 'cls'),
+        ('conv2-concat', 'seg')]
 
 
 @pytest.mark.parametrize('bad,message', [
@@ -66,22 +70,26 @@ def test_data_root_check_shows_the_expected_layout(tmp_path, smoke_data):
         build_row_config('table4', 'conv2-concat', 'cls', profile='full')
 
 
-def test_full_profile_dry_run_prints_slurm_commands(capsys, tmp_path):
-    assert main(['table4', '--profile', 'full', '--launcher', 'slurm', '--gpus', '16',
+def test_full_profile_dry_run_shows_slurm_jobs(capsys, tmp_path):
+    assert main(['table4', '--profile', 'full', '--launcher', 'slurm', '--gpus', 'cls=16,det=8',
                  '--partition', 'gpu', '--dry-run', '--work-dir', str(tmp_path)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    commands = [line.strip() for line in lines if line.startswith('  ')]
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    commands = [line.strip() for line in lines if line.startswith('  srun') or
+                line.startswith('  ' + sys.executable)]
     assert len(commands) == 15 and not any(tmp_path.iterdir())
     first = commands[0].split()
-    assert first[:8] == ['srun', '--partition=gpu', '--job-name=table4-causal-noconv2-cls',
-                         '--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8',
-                         '--cpus-per-task=5', '--kill-on-bad-exit=1']
+    assert first[:2] == ['srun', '--kill-on-bad-exit=1']
     assert first[-3:] == ['--resume', '--launcher', 'slurm']
-    assert str(tmp_path / 'table4/causal-noconv2/cls/seed0/config.py') in first
+    assert str(tmp_path / 'table4/full/causal-noconv2/cls/seed0/config.py') in first
+    # the cls job spans 2 nodes of 8 GPUs; det on one node; seg (1 GPU) runs train.py alone
+    assert '--nodes=2 --ntasks-per-node=8 --gres=gpu:8 --cpus-per-task=5 --partition=gpu' in out
+    assert '--nodes=1 --ntasks-per-node=8 --gres=gpu:8' in out
+    assert 'after table4/full/causal-noconv2/cls/seed0' in out
 
 
 def test_torchrun_command():
-    cmd = train_command(Path('/w/config.py'), Path('/w'), 'pytorch', 4, None, 'job')
+    cmd = train_command(Path('/w/config.py'), Path('/w'), 'pytorch', 4)
     assert cmd[:4] == [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=4']
     assert cmd[-2:] == ['--launcher', 'pytorch']
     with pytest.raises(SystemExit):
@@ -144,46 +152,142 @@ def _scalars(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-@pytest.mark.slow
-def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, capsys):
-    """A real smoke classification run beats chance; running again skips it; an interrupted run
-    resumes from its checkpoint; a crashing row is recorded as failed while the others go on."""
+@pytest.fixture
+def runner_table():
+    """table4's official row plus a row whose training crashes, registered as 'runner_test'."""
     table4 = get_table('table4')
     broken = replace(table4.row('conv2-concat'), slug='broken', name='broken',
                      overrides=dict(mixer_cfg=dict(fusion='bogus')))
     table = replace(table4, name='runner_test', rows=(table4.row('conv2-concat'), broken),
                     claims=())
-    args = ['--work-dir', str(tmp_path), '--tasks', 'cls', '--data-root', str(smoke_data),
-            '--no-report', '--quiet']
     ablations.TABLES['runner_test'] = table
+    yield table
+    del ablations.TABLES['runner_test']
+
+
+def _dir(work: Path, row: str, task: str = 'cls', profile: str = 'smoke', table='runner_test'):
+    return runs.RunKey.train(table, profile, row, task, 0).dir(work)
+
+
+@pytest.mark.slow
+def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, capsys,
+                                                          runner_table):
+    """A real smoke classification run beats chance; running again skips it; an interrupted run
+    resumes from its checkpoint; a crashing row is recorded as failed while the others go on;
+    a live training of a run is never started twice."""
+    args = ['--work-dir', str(tmp_path), '--tasks', 'cls', '--data-root', str(smoke_data),
+            '--no-report']
+    assert main(['runner_test', *args]) == 1  # the broken row failed, the good one ran
+    good, bad = _dir(tmp_path, 'conv2-concat'), _dir(tmp_path, 'broken')
+    assert runs.read_record(good)['status'] == 'finished'
+    status = runs.read_record(bad)
+    assert status['status'] == 'failed' and status['returncode'] != 0
+    assert "fusion" in Path(status['console_log']).read_text()
+    top1 = [s['accuracy/top1'] for s in _scalars(good) if 'accuracy/top1' in s]
+    assert len(top1) == 1 and top1[0] > 25.0 + 15.0, f'no better than chance: {top1}'
+    # the hand-over a det/seg run of this row starts from
+    assert (good / runs.HANDOVER).resolve() == Path((good / 'last_checkpoint').read_text())
+
+    capsys.readouterr()
+    assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
+    assert 'conv2-concat/cls/seed0: skip (finished)' in capsys.readouterr().out
+
+    # Interrupted after its last checkpoint: mmengine resumes and only evaluates again.
+    runs.write_record(good, status='running')
+    assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
+    console = (good / 'console.log').read_text()
+    assert 'resumed epoch: 0, iter: 48' in console
+    assert runs.read_record(good)['status'] == 'finished'
+
+    # A live training holds the run's lock: the runner says so and starts nothing.
+    with RunLock(good) as held:
+        assert held
+        runs.write_record(good, status='running')
+        capsys.readouterr()
+        assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
+        assert 'a live training holds it' in capsys.readouterr().out
+    runs.write_record(good, status='finished')
+
+    # A truncated last checkpoint: resume falls back (here: to none) and says so, every time.
+    last = Path((good / 'last_checkpoint').read_text())
+    last.write_bytes(last.read_bytes()[:1000])
+    runs.write_record(good, status='interrupted')
+    assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
+    assert 'is unreadable and no older one is readable; training restarts' in \
+        (good / 'console.log').read_text()
+    assert runs.read_record(good)['status'] == 'finished'
+    assert list(good.glob('*.pth.unreadable'))
+
+
+@pytest.mark.slow
+def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_table,
+                                        monkeypatch):
+    """A smoke result never stands in for a full run, and a finished run whose row changed is
+    stale: not skipped silently, rerun only when asked, its old result kept."""
+    args = ['--work-dir', str(tmp_path), '--rows', 'conv2-concat', '--tasks', 'cls',
+            '--data-root', str(smoke_data), '--no-report']
+    assert main(['runner_test', *args]) == 0
+    smoke_dir = _dir(tmp_path, 'conv2-concat')
+    assert runs.read_record(smoke_dir)['config_hash']
+    # The full profile's run is another run in another dir (dry run: nothing is trained here).
+    capsys.readouterr()
+    assert main(['runner_test', *args, '--profile', 'full', '--dry-run']) == 0
+    assert 'runner_test/full/conv2-concat/cls/seed0' in capsys.readouterr().out
+
+    # The row's flags change: the finished run is stale.
+    changed = replace(runner_table, rows=(replace(runner_table.row('conv2-concat'), overrides=dict(
+        mixer_cfg=dict(conv1='regular', conv2=True, fusion='gate'))), runner_table.rows[1]))
+    monkeypatch.setitem(ablations.TABLES, 'runner_test', changed)
+    capsys.readouterr()
+    assert main(['runner_test', *args]) == 0
+    out = capsys.readouterr().out
+    assert 'stale (its config changed since it ran)' in out and '--rerun-stale' in out
+    from tools.status import main as status_main
+    assert status_main(['runner_test', '--work-dir', str(tmp_path), '--profile', 'smoke']) == 1
+    assert 'stale' in capsys.readouterr().out
+    old_hash = runs.read_record(smoke_dir)['config_hash']
+    assert main(['runner_test', *args, '--rerun-stale']) == 0
+    assert runs.read_record(smoke_dir)['config_hash'] != old_hash
+    kept = list((tmp_path / 'runner_test' / '.superseded').glob('smoke/conv2-concat/cls/seed0-*'))
+    assert len(kept) == 1 and (kept[0] / 'run.json').exists()
+
+
+@pytest.mark.slow
+def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_table):
+    """SIGKILL of the runner (OOM killer, dropped login) takes its training with it, and a
+    rerun never trains the same run twice side by side."""
+    import signal
+    import time
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    code = ('import sys; from dataclasses import replace; import ablations; '
+            't = ablations.get_table("table4"); '
+            'ablations.TABLES["runner_test"] = replace(t, name="runner_test", '
+            'rows=(t.row("conv2-concat"),), claims=()); '
+            'from tools.run_table import main; sys.exit(main(sys.argv[1:]))')
+    args = ['runner_test', '--work-dir', str(tmp_path), '--rows', 'conv2-concat', '--tasks',
+            'cls', '--data-root', str(smoke_data), '--no-report']
+    runner = subprocess.Popen([sys.executable, '-c', code, *args], env=env,
+                              cwd=env['PYTHONPATH'])
+    run_dir = _dir(tmp_path, 'conv2-concat')
+    deadline = time.monotonic() + 120
+    while not (runs.read_record(run_dir) or {}).get('child_pid'):
+        assert time.monotonic() < deadline and runner.poll() is None
+        time.sleep(0.2)
+    job_pid = runs.read_record(run_dir)['pid']
+    train_pid = runs.read_record(run_dir)['child_pid']
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(p) for p in (job_pid, train_pid)):
+        assert time.monotonic() < deadline, 'the training outlived its killed runner'
+        time.sleep(0.2)
+    assert runs.lock_holder(run_dir) is None
+    assert runs.recorded_state(runs.read_record(run_dir), run_dir) == 'interrupted'
+
+
+def _alive(pid: int) -> bool:
     try:
-        assert main(['runner_test', *args]) == 1  # the broken row failed, the good one ran
-        good = tmp_path / 'runner_test/conv2-concat/cls/seed0'
-        bad = tmp_path / 'runner_test/broken/cls/seed0'
-        assert read_status(good)['status'] == 'finished'
-        status = read_status(bad)
-        assert status['status'] == 'failed' and status['returncode'] != 0
-        assert "fusion" in Path(status['console_log']).read_text()
-        top1 = [s['accuracy/top1'] for s in _scalars(good) if 'accuracy/top1' in s]
-        assert len(top1) == 1 and top1[0] > 25.0 + 15.0, f'no better than chance: {top1}'
-
-        out = capsys.readouterr().out
-        assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
-        assert 'conv2-concat/cls/seed0: skipped' in capsys.readouterr().out
-
-        # Interrupted after its last checkpoint: mmengine resumes and only evaluates again.
-        status = json.loads((good / 'run.json').read_text())
-        (good / 'run.json').write_text(json.dumps({**status, 'status': 'running'}))
-        assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
-        console = (good / 'console.log').read_text()
-        assert 'resumed epoch: 0, iter: 48' in console
-        assert read_status(good)['status'] == 'finished'
-
-        with RunLock(good) as held:
-            assert held
-            (good / 'run.json').write_text(json.dumps({**status, 'status': 'running'}))
-            assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
-            assert 'locked' in capsys.readouterr().out
-        del out
-    finally:
-        del ablations.TABLES['runner_test']
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().split(')')[-1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False

@@ -40,8 +40,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def hold_run_lock(work_dir: str):
+    """Hold the run dir's lock for as long as this training lives (rank 0; see runs.RunLock).
+
+    Started by tools/job.py the lock comes inherited (SUITE_RUN_LOCK_FD) and is already held;
+    started by hand, take it here, so that two trainings never share a run dir.
+    """
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    if os.environ.get('SUITE_RUN_LOCK_FD') or int(rank) != 0:
+        return None
+    import runs
+    lock = runs.RunLock(work_dir)
+    if not lock.acquire():
+        print(f'train.py: a live training of {work_dir} is running (pid/host '
+              f'{runs.lock_holder(work_dir)}); not starting a second one', file=sys.stderr)
+        sys.exit(75)
+    return lock
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    lock = hold_run_lock(args.work_dir)  # noqa: F841  (held until the process exits)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir

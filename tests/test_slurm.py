@@ -1,0 +1,119 @@
+"""A smoke table through ``--launcher slurm`` on a real single-node SLURM cluster.
+
+The cluster comes from tools/slurm_local.sh (started by ``./run_all.sh test`` and by CI). The
+test queues two rows of Table 4 on hold, plants a failure in one row's cls config, releases the
+jobs and follows them with ``status`` to the end: det/seg start after their cls run finished, a
+cls job requeued mid-run resumes from its checkpoint, the failed cls run blocks its dependants,
+and the report job runs after everything.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import runs
+from runs import RunKey
+from tools.make_tiny_datasets import make_tiny_datasets
+from tools.run_table import main as run_table, slurm_queue
+from tools.status import main as status_main
+
+GOOD, BAD = 'conv2-concat', 'conv2-gate'
+TIMEOUT = 900
+
+
+def _require_cluster() -> None:
+    missing = [c for c in ('sbatch', 'squeue', 'scontrol') if shutil.which(c) is None]
+    assert not missing, f'no SLURM here ({", ".join(missing)} missing): start the test cluster ' \
+                        'with tools/slurm_local.sh (./run_all.sh test does)'
+    out = subprocess.run(['sinfo', '-h', '-o', '%t'], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip(), \
+        f'SLURM does not answer (sinfo: {out.stderr.strip()}); run tools/slurm_local.sh'
+
+
+def _key(row: str, task: str) -> RunKey:
+    return RunKey.train('table4', 'smoke', row, task, 0)
+
+
+def _wait(predicate, what: str, timeout: float = TIMEOUT, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f'timed out waiting for {what}')
+
+
+@pytest.mark.slow
+def test_table_as_a_slurm_job_graph(tmp_path, capsys):
+    _require_cluster()
+    work, reports = tmp_path / 'work', tmp_path / 'reports'
+    data = make_tiny_datasets(tmp_path / 'data')
+    t0 = time.monotonic()
+    assert run_table(['table4', '--launcher', 'slurm', '--rows', f'{GOOD},{BAD}',
+                      '--work-dir', str(work), '--data-root', str(data),
+                      '--report-dir', str(reports), '--sbatch-args=--hold']) == 0
+    submit_seconds = time.monotonic() - t0
+    out = capsys.readouterr().out
+    job = {(row, task): runs.read_record(_key(row, task).dir(work))['slurm_job_id']
+           for row in (GOOD, BAD) for task in ('cls', 'det', 'seg')}
+    report_job = re.search(r'report: queued as SLURM job (\d+)', out).group(1)
+    assert all(job.values()) and submit_seconds < 60, out
+    assert f'(after afterok:{job[GOOD, "cls"]})' in out
+    # The batch script is in the run dir, resubmittable by hand.
+    script = (_key(GOOD, 'cls').dir(work) / 'job.sbatch').read_text()
+    assert '#SBATCH --requeue' in script and '-m tools.job' in script
+
+    try:
+        # Everything is queued (held); status says so and exits non-zero.
+        assert status_main(['table4', '--work-dir', str(work)]) == 1
+        listing = capsys.readouterr().out
+        assert re.search(rf'^queued +{job[GOOD, "cls"]} .*{GOOD}/cls/seed0', listing, re.M), listing
+        # A planted failure: the bad row's cls config no longer loads.
+        (_key(BAD, 'cls').dir(work) / runs.CONFIG).write_text('raise SystemExit("planted")\n')
+        subprocess.run(['scontrol', 'release', ','.join([*job.values(), report_job])],
+                       check=True)
+
+        # Requeue the good cls job once it has saved a checkpoint but not finished.
+        good_cls = _key(GOOD, 'cls').dir(work)
+        _wait(lambda: (good_cls / 'last_checkpoint').exists() or
+              runs.read_record(good_cls)['status'] == 'finished', 'a first checkpoint', poll=0.1)
+        assert runs.read_record(good_cls)['status'] == 'running', \
+            'the cls run finished before it could be requeued'
+        subprocess.run(['scontrol', 'requeue', job[GOOD, 'cls']], check=True)
+        assert status_main(['table4', '--work-dir', str(work)]) == 1
+        capsys.readouterr()
+
+        # Follow to the end: the report job is the last to run.
+        _wait(lambda: report_job not in slurm_queue(), 'the report job')
+    finally:
+        subprocess.run(['scancel', *job.values(), report_job], capture_output=True)
+
+    record = {key: runs.read_record(_key(*key).dir(work)) for key in job}
+    assert [record[GOOD, t]['status'] for t in ('cls', 'det', 'seg')] == ['finished'] * 3
+    # Dependencies honoured: det and seg started only after their cls run ended.
+    for task in ('det', 'seg'):
+        assert record[GOOD, task]['started'] >= record[GOOD, 'cls']['ended']
+        assert record[GOOD, task]['pretrained'].endswith(f'cls/seed0/{runs.HANDOVER}')
+    # The requeued job ran twice and resumed from its checkpoint.
+    assert record[GOOD, 'cls']['attempts'] == 2
+    console = (_key(GOOD, 'cls').dir(work) / runs.CONSOLE).read_text()
+    assert re.search(r'resumed epoch: \d+, iter: \d+', console), console[-2000:]
+    # The failed cls run blocks its dependants, which never ran.
+    assert record[BAD, 'cls']['status'] == 'failed'
+    for task in ('det', 'seg'):
+        assert 'started' not in record[BAD, task] or not record[BAD, task].get('started')
+    assert status_main(['table4', '--work-dir', str(work)]) == 1
+    listing = capsys.readouterr().out
+    for task in ('det', 'seg'):
+        assert re.search(rf'^blocked .*{BAD}/{task}/seed0', listing, re.M), listing
+    # the table's other rows were never asked for: pending
+    assert '3 finished, 9 pending, 1 failed, 2 blocked' in listing, listing
+    # The report job wrote the table's report, in the same layout as a local run's.
+    md = (reports / 'table4' / 'table4.md').read_text()
+    assert 'conv1 - conv2 - concat' in md and 'blocked' in md
