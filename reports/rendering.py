@@ -54,6 +54,11 @@ CLAIM_TEXT = (
     'column\'s sd. The numbers are in {table}_steps.csv, computed from the per-seed values of '
     '{table}.csv (in_report True, status ok).')
 
+PLOT_TEXT = ('{table}.png: per metric, each row\'s step from the table\'s first row ({baseline}, '
+             'the paper\'s starting point): the paper\'s step beside ours with its 95% interval '
+             '(as above; hatched where it rests on prior noise), over the band that prior noise '
+             'alone fills with one seed per row. {table}_absolute.png shows the values.')
+
 
 def _escape(text: str) -> str:
     return str(text).replace('|', '\\|').replace('\n', ' ')
@@ -111,7 +116,8 @@ def render_markdown(table: AblationTable, layout: pd.DataFrame, notes: list[str]
         out += ['Notes:', ''] + caveats + ['']
     out += ['## Claim check', '']
     if context.profile == 'smoke':
-        out += ['Smoke runs: the checks below exercise the pipeline; they are not evidence.', '']
+        out += ['Smoke runs: the checks below exercise the pipeline; they are not evidence (the '
+                'prior noise levels are those of full runs on the real benchmarks).', '']
     ordered = agreement.assign(
         metric=[METRICS[m].label for m in agreement['metric']],
         **{'pairs in the paper\'s order': [f'{a}/{p}' for a, p in
@@ -123,6 +129,9 @@ def render_markdown(table: AblationTable, layout: pd.DataFrame, notes: list[str]
         shown = claims.assign(metric=[METRICS[m].label for m in claims['metric']]).rename(
             columns=CLAIM_HEADERS)
         out += [CLAIM_TEXT.format(table=table.name), '', markdown_table(shown), '']
+    out += [PLOT_TEXT.format(table=table.name, baseline=table.rows[0].name), '',
+            f'![steps from the first row]({table.name}.png)', '']
+    if not claims.empty:
         priors: dict[tuple[float, str], list[str]] = {}  # metrics sharing a source: one line
         for m in (METRICS[k] for k in table.metrics):
             if m.prior_sd is not None:
