@@ -20,16 +20,18 @@ from ablations import TABLES, AblationTable, get_table
 
 from .complexity_column import complexity_of_rows
 from .parsing import PICKS, collect, show_path
-from .rendering import (ReportContext, footnote_marks, render_markdown, render_png,
-                        write_csv)
-from .tabulation import claim_check, pair_agreement, paper_layout, select_profile, summarize
+from .rendering import (ReportContext, footnote_marks, render_absolute_png, render_markdown,
+                        render_png, write_csv, write_steps_csv)
+from .tabulation import (baseline_steps, claim_check, claim_steps, pair_agreement, paper_layout,
+                         select_profile, summarize)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python -m reports',
         description='Turn the mmengine logs of an ablation table\'s runs into the paper\'s '
-                    'table: <out>/<table>.md, .csv and .png.')
+                    'table: <out>/<table>.md, .csv, _steps.csv, .png (steps from the first '
+                    'row) and _absolute.png.')
     parser.add_argument('table', help='ablation table: ' + ', '.join(TABLES))
     parser.add_argument('--work-dir', default='work_dirs',
                         help='folder holding <table>/<row>/<task>/seed<k>/ (default: work_dirs)')
@@ -99,10 +101,15 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
                                pair_agreement(cells, table), claim_check(cells, table),
                                context, warnings)
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / f'{table.name}.{suffix}' for suffix in ('md', 'csv', 'png')]
+    written = [out / f'{table.name}{suffix}'
+               for suffix in ('.md', '.csv', '_steps.csv', '.png', '_absolute.png')]
     written[0].write_text(markdown, encoding='utf-8')
     write_csv(frame, table, written[1])
-    render_png(table, cells, profile, written[2])
+    from_baseline = baseline_steps(cells, table)
+    write_steps_csv(pd.concat([claim_steps(cells, table), from_baseline], ignore_index=True),
+                    table, written[2])
+    render_png(table, from_baseline, profile, written[3])
+    render_absolute_png(table, cells, profile, written[4])
     if not (kept['status'] == 'ok').any():
         warnings.append(f'nothing could be read: no {profile!r} run gave a value')
         return 1, warnings, written

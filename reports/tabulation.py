@@ -7,6 +7,7 @@ paper's, so the three numbers of a cell agree with each other on the page.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Optional
@@ -14,6 +15,8 @@ from typing import Optional
 import pandas as pd
 
 from ablations import METRICS, AblationTable
+
+from . import stats
 
 PROBLEM_STATUSES = ('missing', 'running', 'interrupted', 'failed', 'corrupt', 'partial', 'nan')
 NO_RUN = '-'
@@ -74,6 +77,7 @@ class Cell:
     values: list[float] = field(default_factory=list)        # ok seeds, paper units
     problems: list[tuple[int, str]] = field(default_factory=list)  # (seed, text)
     published: Optional[float] = None
+    show_median: bool = False   # the paper reports medians: print ours beside the mean
 
     @property
     def n(self) -> int:
@@ -91,6 +95,10 @@ class Cell:
         mean = self.mean
         return math.sqrt(sum((v - mean) ** 2 for v in self.values) / (self.n - 1))
 
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.n else math.nan
+
     def ours_text(self) -> str:
         if not self.values and not self.problems:
             return NO_RUN
@@ -99,6 +107,8 @@ class Cell:
             text = fmt1(self.mean)
             if self.n >= 2:
                 text += f' ± {fmt1(self.std)}'
+            if self.show_median and self.n >= 2:
+                text += f' (median {fmt1(self.median)})'
             parts.append(f'{text} n={self.n}')
         if self.values or len(self.problems) > 1:
             parts += [f'seed{seed} {text}' for seed, text in self.problems]
@@ -121,7 +131,7 @@ def summarize(frame: pd.DataFrame, table: AblationTable) -> dict[tuple[str, str]
     cells = {}
     for row in table.rows:
         for metric in table.metrics:
-            cell = Cell(published=row.published.get(metric))
+            cell = Cell(published=row.published.get(metric), show_median=table.reports_median)
             mine = frame[(frame['row'] == row.slug) & (frame['metric'] == metric)]
             for _, record in mine.sort_values('seed').iterrows():
                 if record['status'] == 'ok':
@@ -187,26 +197,101 @@ def pair_agreement(cells: dict[tuple[str, str], Cell], table: AblationTable) -> 
     return pd.DataFrame(out, columns=['metric', 'agree', 'pairs', 'rows'])
 
 
+STEP_COLUMNS = ['kind', 'claim', 'metric', 'better', 'worse', 'paper_step', 'n_better',
+                'n_worse', 'diff', 'ci_low', 'ci_high', 'p_value', 'median_diff', 'noise', 'sd',
+                'verdict', 'seeds_needed']
+
+
+def step_record(cells: dict[tuple[str, str], Cell], better: str, worse: str, metric: str
+                ) -> dict:
+    """The step ``better - worse`` of one metric as numbers (NaN / None where there are none);
+    ``verdict`` names the rows without a result when the step cannot be computed."""
+    b, w = cells[better, metric], cells[worse, metric]
+    # as printed: 44.7 - 44.2 is 0.5, not 0.50000000000000711
+    paper = (float(round1(b.published) - round1(w.published))
+             if b.published is not None and w.published is not None else math.nan)
+    record = dict(metric=metric, better=better, worse=worse, paper_step=paper,
+                  n_better=b.n, n_worse=w.n, diff=math.nan, ci_low=math.nan, ci_high=math.nan,
+                  p_value=math.nan, median_diff=math.nan, noise='', sd=math.nan,
+                  seeds_needed=None)
+    missing = [slug for slug, cell in ((better, b), (worse, w)) if not cell.n]
+    if missing:
+        return dict(record, verdict='not checked: no result for ' + ', '.join(missing))
+    step = stats.compare(b.values, w.values, METRICS[metric])
+    return dict(record, diff=step.diff, ci_low=step.low, ci_high=step.high, p_value=step.p,
+                median_diff=step.median_diff, noise=step.noise, sd=step.sd,
+                verdict=step.verdict if step.noise else 'not checked: no noise level',
+                seeds_needed=stats.seeds_needed(paper, step.sd))
+
+
+def claim_steps(cells: dict[tuple[str, str], Cell], table: AblationTable) -> pd.DataFrame:
+    """Each of the paper's claimed steps, per metric, as numbers (one row each)."""
+    out = [dict(step_record(cells, claim.better, claim.worse, metric), kind='claim',
+                claim=claim.text)
+           for claim in table.claims for metric in claim.metrics or table.metrics]
+    return pd.DataFrame(out, columns=STEP_COLUMNS)
+
+
+def baseline_steps(cells: dict[tuple[str, str], Cell], table: AblationTable) -> pd.DataFrame:
+    """Every row's step from the table's first row (the paper's starting point), per metric:
+    what the step plot draws."""
+    base = table.rows[0]
+    out = [dict(step_record(cells, row.slug, base.slug, metric), kind='from baseline',
+                claim=f'{row.name} - {base.name}')
+           for metric in table.metrics for row in table.rows[1:]]
+    return pd.DataFrame(out, columns=STEP_COLUMNS)
+
+
+def _signed(value: float) -> str:
+    text = f'{value:+.2f}'
+    return '0.00' if float(text) == 0 else text  # never "-0.00"
+
+
+def p_text(p: float) -> str:
+    if math.isnan(p):
+        return NO_RUN
+    return '<0.001' if p < 0.001 else f'{p:.3f}'
+
+
+def noise_text(record: pd.Series) -> str:
+    """Which spread the interval rests on, and from how many seeds."""
+    if not record['noise']:
+        return NO_RUN if record['n_better'] == 0 or record['n_worse'] == 0 else 'none known'
+    seeds = f'n={record["n_better"]} vs {record["n_worse"]}'
+    what = {stats.OBSERVED: 'observed', stats.OBSERVED_ONE_ROW: 'observed in one row',
+            stats.PRIOR: 'prior noise'}[record['noise']]
+    return f'{what}, sd {record["sd"]:.2f} ({seeds})'
+
+
+def seeds_text(record: pd.Series) -> str:
+    if math.isnan(record['paper_step']):
+        return NOT_PUBLISHED_TEXT
+    if math.isnan(record['sd']):
+        return NO_RUN
+    if record['paper_step'] == 0:
+        return 'paper: no step'
+    needed = record['seeds_needed']
+    return f'>{stats.MAX_SEEDS}' if needed is None or pd.isna(needed) else str(int(needed))
+
+
 def claim_check(cells: dict[tuple[str, str], Cell], table: AblationTable) -> pd.DataFrame:
-    """Each of the paper's ablation steps, per metric: does ``better`` beat ``worse`` in ours."""
+    """Each of the paper's ablation steps, per metric, as text: is ``better - worse`` in ours
+    above seed noise (95% interval), and how many seeds per row would resolve the paper's."""
+    steps = claim_steps(cells, table)
     out = []
-    for claim in table.claims:
-        for metric in claim.metrics or table.metrics:
-            better, worse = cells[claim.better, metric], cells[claim.worse, metric]
-            paper = (fmt_delta(better.published, worse.published)
-                     if better.published is not None and worse.published is not None
-                     else NOT_PUBLISHED_TEXT)
-            missing = [slug for slug, cell in ((claim.better, better), (claim.worse, worse))
-                       if not cell.n]
-            if missing:
-                ours, verdict = NO_RUN, 'not checked: no result for ' + ', '.join(missing)
-            else:
-                diff = better.mean - worse.mean
-                ours = f'{diff:+.2f}'
-                verdict = 'reproduced' if diff > 0 else 'not reproduced'
-                spreads = [s for s in (better.std, worse.std) if not math.isnan(s)]
-                if spreads and abs(diff) <= max(spreads):
-                    verdict += ' (within one seed std)'
-            out.append(dict(claim=claim.text, metric=metric, paper=paper, ours=ours,
-                            verdict=verdict))
-    return pd.DataFrame(out, columns=['claim', 'metric', 'paper', 'ours', 'verdict'])
+    for _, r in steps.iterrows():
+        b, w = cells[r['better'], r['metric']], cells[r['worse'], r['metric']]
+        paper = (fmt_delta(b.published, w.published) if not math.isnan(r['paper_step'])
+                 else NOT_PUBLISHED_TEXT)
+        if math.isnan(r['diff']):
+            ours = medians = NO_RUN
+        else:
+            interval = ('no interval' if math.isnan(r['ci_low'])
+                        else f'{_signed(r["ci_low"])}, {_signed(r["ci_high"])}')
+            ours = f'{_signed(r["diff"])} [{interval}]'
+            medians = _signed(r['median_diff'])
+        out.append(dict(claim=r['claim'], metric=r['metric'], paper=paper, ours=ours,
+                        p=p_text(r['p_value']), medians=medians, noise=noise_text(r),
+                        verdict=r['verdict'], seeds=seeds_text(r)))
+    return pd.DataFrame(out, columns=['claim', 'metric', 'paper', 'ours', 'p', 'medians',
+                                      'noise', 'verdict', 'seeds'])
