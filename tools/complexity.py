@@ -219,6 +219,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     except (ValueError, KeyError, OSError, SyntaxError, ImportError) as err:
         # A user mistake (bad arch, shape or config file): one line, exit 2.
         why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if args.config and args.config not in why:
+            why = f'config {args.config}: {why}'
         print(f'complexity: error: {why}', file=sys.stderr)
         sys.exit(2)
 
