@@ -59,6 +59,7 @@ def read_checkpoint(path) -> dict:
         except Exception as err:  # noqa: BLE001  (any failure here means "not a checkpoint")
             why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f'{path}: not a PyTorch checkpoint ({why[:120]})') from None
+        print(f'note: {path} holds non-tensor objects; loaded it with weights_only=False')
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path}: not a checkpoint: expected a dict of weights, got '
                               f'{type(ckpt).__name__}')
