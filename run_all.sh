@@ -27,6 +27,10 @@ Commands:
                         (exit 0 only when every run has finished)
   report <table> [--work-dir DIR] [--out DIR] [--pick last|best] [--profile smoke|full]
                         merge a table's logs into reports/<table>/<table>.{md,csv,png}
+  eval <table> --rows R --checkpoint FILE [--tasks cls|det|seg] [--profile smoke|full]
+       [--data-root D] [--work-dir DIR] [--fuse-bn] [--no-ema] [--launcher ...] [--gpus N]
+                        evaluate a checkpoint (official or ours) in a row's config
+                        (see ./run_all.sh eval --help)
   python ARGS...        run the environment's python (for your own scripts)
   -h, --help            this message
 
@@ -96,6 +100,8 @@ case "$cmd" in
     in_env -m reports "$@" ;;
   status)
     in_env -m tools.status "$@" ;;
+  eval)
+    in_env -m tools.eval_checkpoint "$@" ;;
   python)
     in_env "$@" ;;
   *)

@@ -214,14 +214,33 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     args = parser.parse_args(argv)
     if (args.config is None) == (args.model is None):
         parser.error('give either a CONFIG or --model (with --arch)')
+    try:
+        return _measure(args)
+    except (ValueError, KeyError, OSError, SyntaxError, ImportError) as err:
+        # A user mistake (bad arch, shape or config file): one line, exit 2.
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if args.config and args.config not in why:
+            why = f'config {args.config}: {why}'
+        print(f'complexity: error: {why}', file=sys.stderr)
+        sys.exit(2)
+
+
+def _measure(args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     shape = _input_shape(args.shape)
+    if args.config is not None:
+        if not Path(args.config).is_file():
+            raise FileNotFoundError(f'config {args.config}: no such file')
+        try:
+            model = build_model_from_config(args.config)
+        except (KeyError, AttributeError) as err:
+            raise ValueError(f'config {args.config}: no buildable `model` ({err})') from None
     at_paper_shape = shape[1:] == PAPER_SHAPE
     print(f'input {shape[0]}x{shape[1]}x{shape[2]}, batch 1; FLOPs = multiply-accumulates')
     print(_header())
     results = []
     if args.config:
-        result = measure_complexity(build_model_from_config(args.config), shape)
+        result = measure_complexity(model, shape)
         print(_row(Path(args.config).name, result, None))
         results.append(result)
         return results

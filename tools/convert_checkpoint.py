@@ -4,19 +4,19 @@
         [--arch T | --config CONFIG] [--ema] [--strict]
 
 SRC: an official file (ImageNet, or an mmdet/mmseg downstream one). Its weights are taken from
-"state_dict", else "model", else the file itself (``--ema``: "state_dict_ema" first), with any
-"module." prefix stripped; the family's ``convert_official_state_dict`` renames them. DST gets
+"state_dict", else "model", else "net", else the file itself (``--ema``: "state_dict_ema" or
+"net_E" first), with any "module." prefix stripped; the family's ``convert_official_state_dict`` renames them. DST gets
 ``{'state_dict': ..., 'meta': ...}`` (mmengine's layout): ``mmpretrain.apis.init_model(cfg, DST)``
 loads an ImageNet one, ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``
 a backbone. The keys are then checked against our model, built from ``--config`` (its whole
 ``model``), or from ``--arch`` (inferred from the weights when not given, for MambaVision):
-missing and unexpected keys and shape mismatches are listed.
+missing and unexpected keys and shape mismatches are listed. A file that is not a checkpoint,
+a checkpoint of the other family, a bad arch or config: a one-line error and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import pickle
 import re
 import sys
 from pathlib import Path
@@ -32,25 +32,86 @@ FAMILIES = {'mambavision': 'backbones.mambavision', 'mobilemamba': 'backbones.mo
 MODEL_TYPE = {'mambavision': 'MambaVision', 'mobilemamba': 'MobileMamba'}
 
 
-def load_official(path: str, ema: bool = False) -> dict:
-    """The weights of an official checkpoint file, with any "module." prefix stripped."""
+class CheckpointError(ValueError):
+    """A file that cannot be used as the checkpoint asked for; the message is one line."""
+
+
+# Where checkpoints keep their weights: timm and mmengine ("state_dict"), the official
+# MambaVision loader ("model"), the official MobileMamba trainer ("net", its EMA "net_E").
+WEIGHT_KEYS = ('state_dict', 'model', 'net')
+EMA_KEYS = ('state_dict_ema', 'net_E', 'model_ema')
+
+
+def read_checkpoint(path) -> dict:
+    """The object a checkpoint file holds, a dict; CheckpointError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: ' + ('is a directory, not a checkpoint file'
+                                             if path.is_dir() else 'no such file'))
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        # timm-trained files also pickle their argparse Namespace ("args"), which the safe
-        # loader refuses; only ever point this tool at files you trust.
-        print(f'note: {path} holds non-tensor objects; loading it with weights_only=False')
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception:  # noqa: BLE001  (retried below; a real failure is reported there)
+        # timm- and mmengine-trained files also pickle objects (argparse Namespace, message
+        # hub, numpy scalars) that the safe loader refuses: only point this tool at files you
+        # trust.
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        except Exception as err:  # noqa: BLE001  (any failure here means "not a checkpoint")
+            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f'{path}: not a PyTorch checkpoint ({why[:120]})') from None
+        print(f'note: {path} holds non-tensor objects; loaded it with weights_only=False')
     if not isinstance(ckpt, dict):
-        raise ValueError(f'{path}: expected a dict of weights, got {type(ckpt).__name__}')
-    keys = (['state_dict_ema'] if ema else []) + ['state_dict', 'model']
-    for key in keys:
-        if isinstance(ckpt.get(key), dict):
-            if ema and key != 'state_dict_ema':
-                print(f'note: {path} has no state_dict_ema; using "{key}"')
-            ckpt = ckpt[key]
-            break
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in ckpt.items()}
+        raise CheckpointError(f'{path}: not a checkpoint: expected a dict of weights, got '
+                              f'{type(ckpt).__name__}')
+    return ckpt
+
+
+def unwrap(ckpt: dict, ema: bool = False) -> tuple[dict, Optional[str]]:
+    """The weights in a checkpoint and the key they were under (None: the file itself).
+
+    ``ema``: the EMA weights when the file has them (else the plain ones). Any "module."
+    prefix is stripped.
+    """
+    keys = (EMA_KEYS if ema else ()) + WEIGHT_KEYS
+    where = next((k for k in keys if isinstance(ckpt.get(k), dict)), None)
+    weights = ckpt[where] if where else ckpt
+    return {(k[len('module.'):] if k.startswith('module.') else k): v
+            for k, v in weights.items()}, where
+
+
+def load_official(path: str, ema: bool = False) -> dict:
+    """The weights of an official checkpoint file, with any "module." prefix stripped."""
+    weights, where = unwrap(read_checkpoint(path), ema)
+    if ema and where not in EMA_KEYS:
+        print(f'note: {path} has no EMA weights ({", ".join(EMA_KEYS)}); using '
+              f'"{where or "the file itself"}"')
+    if not any(torch.is_tensor(v) for v in weights.values()):
+        raise CheckpointError(f'{path}: holds no tensors, not a checkpoint of weights')
+    return weights
+
+
+def detect_family(state_dict: dict) -> Optional[str]:
+    """Which backbone family a (converted or official) state dict holds, from its key names."""
+    names = {k[len('backbone.'):] if k.startswith('backbone.') else k for k in state_dict}
+    if any(k.startswith('levels.') for k in names) and \
+            any(k.startswith('patch_embed.conv_down.') for k in names):
+        return 'mambavision'
+    if any(re.match(r'blocks[123]\.', k) for k in names) and \
+            any(k.startswith('patch_embed.') for k in names):
+        return 'mobilemamba'
+    return None
+
+
+def summarize_keys(report: dict, limit: int = 2) -> str:
+    """One line: the counts of missing / unexpected / mismatched keys, with a few examples."""
+    parts = []
+    for name, label in (('missing', 'missing'), ('unexpected', 'unexpected'),
+                        ('shape_mismatch', 'shape mismatches')):
+        keys = report[name]
+        if keys:
+            shown = ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
+            parts.append(f'{len(keys)} {label} ({shown})')
+    return '; '.join(parts) or 'keys match'
 
 
 def convert(family: str, state_dict: dict) -> dict:
@@ -151,19 +212,35 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--arch', help='variant to check the keys against (default: inferred)')
     group.add_argument('--config', help='config whose model to check the keys against')
-    parser.add_argument('--ema', action='store_true', help='take "state_dict_ema" if present')
+    parser.add_argument('--ema', action='store_true',
+                        help='take the EMA weights ("state_dict_ema", "net_E") if present')
     parser.add_argument('--strict', action='store_true',
                         help='exit with status 1 on any missing/unexpected key or shape mismatch')
     args = parser.parse_args(argv)
+    try:
+        return _convert_and_check(args)
+    except (ValueError, OSError) as err:
+        # A user mistake (bad file, arch, family or config): one line, exit 2.
+        print(f'convert_checkpoint: error: {str(err).splitlines()[0]}', file=sys.stderr)
+        sys.exit(2)
 
-    converted = convert(args.family, load_official(args.src, args.ema))
+
+def _convert_and_check(args: argparse.Namespace) -> dict:
+    if args.config is not None and not Path(args.config).is_file():
+        raise CheckpointError(f'--config {args.config}: no such file')
+    weights = load_official(args.src, args.ema)
+    found = detect_family(weights)
+    if found is not None and found != args.family:
+        raise CheckpointError(f'{args.src} holds {found} weights, not {args.family}; '
+                              f'run: convert_checkpoint.py {found} ...')
+    converted = convert(args.family, weights)
+    reference, what = reference_state_dict(args.family, converted, args.arch, args.config)
     Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
     meta = dict(converted_from=str(args.src), family=args.family,
                 converter=f'{FAMILIES[args.family]}.convert_official_state_dict')
     torch.save(dict(state_dict=converted, meta=meta), args.dst)
     print(f'wrote {len(converted)} tensors to {args.dst}')
 
-    reference, what = reference_state_dict(args.family, converted, args.arch, args.config)
     prefixes = None if args.config else ('backbone.', 'head.')
     report = compare_keys(converted, reference, prefixes)
     print(f'checked against {what}:')
