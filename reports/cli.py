@@ -20,6 +20,7 @@ from ablations import TABLES, AblationTable, get_table
 
 from .complexity_column import complexity_of_rows
 from .parsing import PICKS, collect, show_path
+from .released import released_rows, render_released
 from .rendering import (ReportContext, footnote_marks, render_absolute_png, render_markdown,
                         render_png, write_csv, write_steps_csv)
 from .tabulation import (baseline_steps, claim_check, claim_steps, pair_agreement, paper_layout,
@@ -78,9 +79,15 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
            ) -> tuple[int, list[str], list[Path]]:
     """Write the report files; the exit status, the warnings and the files written."""
     frame, warnings = collect(work_dir, table, pick)
-    if frame.empty:
+    released = render_released(released_rows(work_dir, table, profile))
+    if frame.empty and not released:
         return 1, warnings + [f'nothing to report: no runs of {table.name} under '
                               f'{show_path(work_dir)}'], []
+    if frame.empty:  # only evaluations of released weights
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f'{table.name}.md'
+        path.write_text(f'# {table.title}\n\n{released}', encoding='utf-8')
+        return 0, warnings, [path]
     kept, profile, profile_warnings = select_profile(frame, profile)
     warnings = profile_warnings + warnings
     frame = frame.assign(in_report=frame.index.isin(kept.index))
@@ -100,6 +107,8 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
     markdown = render_markdown(table, paper_layout(cells, table, complexity, marks), notes,
                                pair_agreement(cells, table), claim_check(cells, table),
                                context, warnings)
+    if released:  # released weights in a section of their own, never as our cells
+        markdown = markdown.rstrip('\n') + '\n\n' + released
     out.mkdir(parents=True, exist_ok=True)
     written = [out / f'{table.name}{suffix}'
                for suffix in ('.md', '.csv', '_steps.csv', '.png', '_absolute.png')]

@@ -104,6 +104,11 @@ def test_eval_official_mambavision_t(tmp_path, smoke_data, capsys):
     markdown = render_released(rows)
     assert '## Released weights' in markdown and 'not a training reproduction' in markdown
     assert f'`{src.name}` ({sha[:12]})' in markdown and '| 82.3 |' in markdown
+    # ./run_all.sh report puts them in the table's report, apart from training results.
+    from reports import cli
+    assert cli.main(['table4', '--work-dir', str(work), '--out', str(tmp_path / 'report'),
+                     '--no-complexity']) == 0
+    assert '## Released weights' in (tmp_path / 'report' / 'table4.md').read_text()
 
     # The same file again: kept, not evaluated twice.
     code, out, _ = _eval(capsys, 'table4', '--rows', 'conv2-concat', '--checkpoint', src,

@@ -34,7 +34,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -45,6 +44,7 @@ from ablations import METRICS, TABLES, TASKS, AblationTable, get_table
 from runs import RunKey, RunLock, read_record, write_record
 from tools.convert_checkpoint import (EMA_KEYS, CheckpointError, compare_keys, convert,
                                       detect_family, read_checkpoint, summarize_keys, unwrap)
+from tools.launch import distributed_command
 from tools.row_config import DEFAULT_SMOKE_DATA, PROFILES, REPO, build_row_config
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
@@ -146,18 +146,13 @@ def fit_model(weights: Weights, table: AblationTable, row: str, task: str, profi
 
 def launch_command(args: list[str], launcher: str, gpus: int, partition: Optional[str],
                    job_name: str, port_key: str) -> list[str]:
-    """``python tools/test.py ARGS`` under a launcher, as tools/run_table.py launches training."""
-    script = [str(REPO / 'tools' / 'test.py'), *args]
-    if launcher == 'pytorch':
-        port = 29500 + zlib.crc32(port_key.encode()) % 2000
-        return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={gpus}',
-                f'--master_port={port}', *script, '--launcher', 'pytorch']
+    """``python tools/test.py ARGS`` under a launcher; srun asks for its own resources."""
     per_node = min(gpus, GPUS_PER_NODE)
-    srun = ['srun', f'--job-name={job_name}', f'--gres=gpu:{per_node}', f'--ntasks={gpus}',
-            f'--ntasks-per-node={per_node}', '--cpus-per-task=5', '--kill-on-bad-exit=1']
+    srun = [f'--job-name={job_name}', f'--gres=gpu:{per_node}', f'--ntasks={gpus}',
+            f'--ntasks-per-node={per_node}', '--cpus-per-task=5']
     if partition:
-        srun.insert(1, f'--partition={partition}')
-    return [*srun, sys.executable, '-u', *script, '--launcher', 'slurm']
+        srun.insert(0, f'--partition={partition}')
+    return distributed_command(REPO / 'tools' / 'test.py', args, launcher, gpus, port_key, srun)
 
 
 def test_json(run_dir: Path) -> Optional[Path]:

@@ -31,7 +31,6 @@ import signal
 import subprocess
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -41,9 +40,9 @@ from ablations import TABLES, TASKS, AblationTable, get_table
 from runs import RunKey
 from runs.identity import run_config, stale_reason
 from tools.job import EXIT_LOCKED, die_with_parent, now
+from tools.launch import LAUNCHERS, distributed_command
 from tools.row_config import DEFAULT_SMOKE_DATA, PROFILES, REPO, check_data_root
 
-LAUNCHERS = ('none', 'pytorch', 'slurm')
 GPUS_PER_NODE = int(os.environ.get('GPUS_PER_NODE', 8))
 POLL_SECONDS = 0.5
 
@@ -126,18 +125,11 @@ def plan_runs(table: AblationTable, rows: Optional[Sequence[str]], tasks: Option
 # --- commands -------------------------------------------------------------------------------
 
 def train_command(config: Path, run_dir: Path, launcher: str, gpus: int) -> list[str]:
-    """The command that trains one run (what tools/job.py starts)."""
-    train = [sys.executable, '-u', str(REPO / 'tools' / 'train.py'), str(config), '--work-dir',
-             str(run_dir), '--resume']
-    if launcher == 'pytorch' and gpus > 1:
-        # A port per run, so that runs side by side on one node do not collide.
-        port = 29500 + zlib.crc32(str(run_dir).encode()) % 2000
-        return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={gpus}',
-                f'--master_port={port}', *train[2:], '--launcher', 'pytorch']
-    if launcher == 'slurm' and gpus > 1:
-        # Inside the job's allocation: one task per GPU, mmengine's slurm launcher.
-        return ['srun', '--kill-on-bad-exit=1', *train, '--launcher', 'slurm']
-    return train
+    """The command that trains one run (what tools/job.py starts; under SLURM it runs inside
+    the run's own allocation)."""
+    return distributed_command(REPO / 'tools' / 'train.py',
+                               [str(config), '--work-dir', str(run_dir), '--resume'],
+                               launcher, gpus, port_key=str(run_dir))
 
 
 def job_command(run_dir: Path) -> list[str]:
