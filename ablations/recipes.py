@@ -85,12 +85,6 @@ MAMBAVISION_VARIANTS: dict[str, dict] = {
 }
 MAMBAVISION_VARIANTS_SOURCE = f'{_MV} mambavision/configs/mambavision_*_1k.yaml'
 
-# Checkpoints every full config keeps (the family bases set these): the last few, enough to
-# resume after a crash in the middle of writing one, plus the best one where the recipe reports
-# the best epoch (MambaVision ImageNet: the best EMA epoch; MobileMamba: its best EMA top-1).
-MAX_KEEP_CKPTS = 2
-
-
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
@@ -118,8 +112,8 @@ def plan_batch(global_batch: int, gpus: int, max_per_gpu: int) -> BatchPlan:
     """Per-GPU batch (at most ``max_per_gpu``) and accumulation for ``global_batch`` on ``gpus``.
 
     Exact when ``gpus`` divides the global batch and the per-GPU share splits into accumulation
-    steps of at most ``max_per_gpu``; otherwise the closest effective batch not above the
-    official one, with as few accumulation steps as the per-GPU limit allows.
+    steps of at most ``max_per_gpu``; otherwise the fewest accumulation steps the per-GPU limit
+    allows, with the per-GPU batch that brings the effective batch closest to the official one.
     """
     if gpus < 1 or max_per_gpu < 1:
         raise ValueError(f'gpus={gpus} and the per-GPU batch {max_per_gpu} must be at least 1')
@@ -131,5 +125,8 @@ def plan_batch(global_batch: int, gpus: int, max_per_gpu: int) -> BatchPlan:
         for acc in range(accumulation, share + 1):
             if share % acc == 0:
                 return BatchPlan(gpus, share // acc, acc, global_batch, True)
-    per_gpu = max(1, min(max_per_gpu, int(global_batch // (gpus * accumulation))))
+    exact_per_gpu = global_batch / (gpus * accumulation)
+    candidates = {max(1, min(max_per_gpu, n)) for n in (math.floor(exact_per_gpu),
+                                                         math.ceil(exact_per_gpu))}
+    per_gpu = min(candidates, key=lambda n: (abs(n * gpus * accumulation - global_batch), n))
     return BatchPlan(gpus, per_gpu, accumulation, gpus * per_gpu * accumulation, False)
