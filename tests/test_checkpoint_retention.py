@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 
 from tools.footprint import checkpoint_footprint, format_bytes, table_footprint
-from tools.row_config import build_row_config
+from tools.row_config import build_row_config, handover_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_CONFIGS = sorted(str(p.relative_to(REPO)) for d in ('cls_configs', 'det_configs', 'seg_configs')
@@ -84,19 +84,25 @@ def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smok
     assert runner.iter == 10
     assert sorted(p.name for p in work.glob('iter_*.pth')) == ['iter_10.pth', 'iter_8.pth']
 
-    # The det hand-over: the backbone of the row's det config loads the cls run's last
-    # checkpoint (its state_dict holds the EMA weights, the ones the paper evaluates).
+    # The det hand-over: the best (EMA) checkpoint survives pruning, and the backbone of the
+    # row's det config loads it.
     import backbones  # noqa: F401
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
-    last = Path((work / 'last_checkpoint').read_text().strip())
+    handed = handover_checkpoint(work)
+    assert handed is not None and handed.name.startswith('best_accuracy_top1_')
     det = build_row_config('table4', 'conv2-concat', 'det', data_root=smoke_data,
-                           pretrained=last)
+                           pretrained=handed)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(det.model)
     model.init_weights()
-    state = torch.load(last, map_location='cpu', weights_only=False)['state_dict']
+    state = torch.load(handed, map_location='cpu', weights_only=False)['state_dict']
     name = 'backbone.patch_embed.conv_down.0.weight'
     if name not in state:
         name = next(k for k in state if k.startswith('backbone.') and k.endswith('weight'))
     assert torch.equal(model.state_dict()[name], state[name])
+    # Without a best file (nothing validated yet), the last one.
+    for best_file in work.glob('best_*.pth'):
+        best_file.unlink()
+    assert handover_checkpoint(work).name == 'iter_10.pth'
+    assert handover_checkpoint(tmp_path / 'nothing') is None

@@ -35,7 +35,8 @@ def test_imagenet_keeps_4096_at_any_dividing_gpu_count(gpus, per_gpu, accumulati
     (ema,) = [h for h in cfg.custom_hooks if h.type == 'EMAHook']
     assert ema.get('interval', 1) == accumulation and ema.update_buffers
     assert f['epochs'] == 320 and f['amp'] and f['mesa'] == dict(weight=0.5, start_ratio=0.25)
-    assert not any('instead of' in d for d in f['deviations'])
+    assert not any('instead of 4096' in d for d in f['deviations'])
+    assert any('64 images per GPU instead of 128' in d for d in f['deviations']) == (gpus == 64)
     assert 'effective batch 4096 = ' in describe_fidelity(f)
 
 
@@ -139,7 +140,7 @@ def test_mesa_loss_matches_a_hand_computation():
     expected = 50 * expected / len(y)  # batchmean, factor 50, no T^2
     got = mesa_loss(torch.tensor(y), torch.tensor(ema))
     assert got.item() == pytest.approx(expected, rel=1e-6)
-    assert mesa_loss(torch.tensor(y), torch.tensor(y)).item() == pytest.approx(0, abs=1e-7)
+    assert mesa_loss(torch.tensor(y), torch.tensor(y)).item() == pytest.approx(0, abs=1e-5)
 
 
 def test_mesa_starts_after_the_start_ratio_in_a_real_run(tmp_path):

@@ -252,3 +252,23 @@ def describe_fidelity(record: dict) -> str:
     if record['deviations']:
         parts.append(f'{len(record["deviations"])} deviation(s)')
     return ', '.join(parts)
+
+
+def handover_checkpoint(cls_run_dir: Union[str, Path]) -> Optional[Path]:
+    """The checkpoint a det/seg run of the same row starts from: the cls run's best one.
+
+    Both ImageNet recipes report (and the papers' downstream runs start from) the best EMA epoch,
+    which ``save_best`` keeps however many regular checkpoints are pruned; its ``state_dict``
+    holds the EMA weights (mmengine's EMAHook swaps them in when saving). Without a best file
+    (a recipe that does not validate) the file named in ``last_checkpoint``. None if neither.
+    """
+    run_dir = Path(cls_run_dir)
+    best = sorted(run_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
+    if best:
+        return best[-1]
+    marker = run_dir / 'last_checkpoint'
+    if marker.exists():
+        path = Path(marker.read_text().strip())
+        if path.exists():
+            return path
+    return None
