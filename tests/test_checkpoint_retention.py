@@ -51,8 +51,11 @@ def _pruned_cls_config(smoke_data, work_dir, max_iters):
     return cfg
 
 
-def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smoke_data):
+def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smoke_data,
+                                                                  monkeypatch):
     from mmengine.runner import Runner
+    # What tools/train.py sets: mmengine resumes with torch.load's weights_only default.
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     work = tmp_path / 'cls'
     cfg = _pruned_cls_config(smoke_data, work, max_iters=8)
     Runner.from_cfg(cfg).train()
