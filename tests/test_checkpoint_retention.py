@@ -13,7 +13,8 @@ from tools.footprint import checkpoint_footprint, format_bytes, table_footprint
 from tools.row_config import build_row_config, handover_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
-FULL_CONFIGS = sorted(str(p.relative_to(REPO)) for d in ('cls_configs', 'det_configs', 'seg_configs')
+FULL_CONFIGS = sorted(str(p.relative_to(REPO))
+                      for d in ('cls_configs', 'det_configs', 'seg_configs')
                       for p in (REPO / d).glob('*/*.py') if p.name != 'smoke.py')
 
 
@@ -51,6 +52,7 @@ def _pruned_cls_config(smoke_data, work_dir, max_iters):
     return cfg
 
 
+@pytest.mark.slow
 def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smoke_data,
                                                                   monkeypatch):
     from mmengine.runner import Runner

@@ -124,7 +124,7 @@ def test_mambavision_variant_configs_hold_the_official_values(arch):
     assert cfg.test_dataloader.dataset.pipeline == cfg.val_dataloader.dataset.pipeline
 
 
-# ---- MESA -----------------------------------------------------------------------------------------
+# ---- MESA ---------------------------------------------------------------------------------------
 def test_mesa_loss_matches_a_hand_computation():
     from backbones.mesa import mesa_loss
     y = [[1.0, 2.0, 3.0], [0.0, -1.0, 2.0]]

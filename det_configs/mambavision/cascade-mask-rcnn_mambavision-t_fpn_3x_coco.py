@@ -2,8 +2,9 @@
 # (Table 2; published T: 86M params, 740 GFLOPs, 51.1 AP box / 44.3 AP mask).
 # Follows the official detection config (NVlabs/MambaVision,
 # object_detection/configs/mamba_vision/cascade_mask_rcnn_mamba_vision_tiny_3x_coco.py): mmdet's
-# Cascade Mask R-CNN model base plus the MambaVision COCO recipe (mambavision_coco_base.py): 4conv1fc GIoU box heads, DETR-style
-# multi-scale + crop training, 36 epochs (steps 27, 33), AdamW 1e-4, AMP, 2 images x 8 GPUs.
+# Cascade Mask R-CNN model base plus the MambaVision COCO recipe (mambavision_coco_base.py);
+# 4conv1fc GIoU box heads, DETR-style multi-scale + crop training, 36 epochs (steps 27, 33),
+# AdamW 1e-4, AMP, 2 images x 8 GPUs.
 # The -s and -b children change only the backbone variant and the FPN widths.
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
