@@ -498,9 +498,10 @@ def test_variant_configs(variant):
     assert _find(test, 'CenterCrop')[0]['crop_size'] == res
     assert cfg.val_dataloader.dataset.pipeline == test
     opt = cfg.optim_wrapper
-    assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 1.5e-3
+    # 1.5e-3 per 512 images at the official 1024; other batches: tools/row_config.py.
+    assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 3e-3
     assert opt.optimizer.weight_decay == 0.05 and opt.clip_grad.max_norm == 5.0
-    assert cfg.auto_scale_lr.base_batch_size == 512 and cfg.auto_scale_lr.enable
+    assert opt.type == 'AmpOptimWrapper' and not cfg.auto_scale_lr.enable
     assert cfg.train_cfg.max_epochs == 300
     warmup, cosine = cfg.param_scheduler
     assert warmup.type == 'LinearLR' and warmup.end == 20

@@ -6,6 +6,9 @@
     + data root                     where the task's dataset lives (checked by check_data_root)
     + the row's backbone overrides  ablations/ (the only place a row is defined)
     + seed, work dir, pretrained backbone
+    + the official global batch on the run's GPUs (full only): per-GPU batch x GPUs x gradient
+      accumulation = the recipe's batch (ablations/recipes.py), else the lr scaled by the
+      recipe's rule; recorded with every other recipe fact in ``cfg.fidelity``
 
 Nothing here is specific to a row: adding a row is adding data in ablations/.
 """
@@ -18,6 +21,7 @@ from typing import Optional, Union
 from mmengine.config import Config
 
 from ablations import TASKS, AblationTable, Row, get_table
+from ablations.recipes import get_recipe, plan_batch
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = ('smoke', 'full')
@@ -87,12 +91,14 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
                      profile: str = 'smoke', data_root: Optional[Union[str, Path]] = None,
                      work_dir: Optional[Union[str, Path]] = None, seed: int = 0,
                      pretrained: Optional[Union[str, Path]] = None,
-                     check_data: bool = False) -> Config:
+                     check_data: bool = False, gpus: Optional[int] = None) -> Config:
     """The complete mmengine config of one (table, row, task) run.
 
     ``data_root`` defaults to the generated tiny data for smoke and is required for full.
     ``pretrained``: a checkpoint whose ``backbone.*`` weights initialise the backbone.
     ``check_data``: verify the dataset layout now (the runner does; a dry run does not).
+    ``gpus``: GPUs of this task's run (full profile): the official global batch is kept on them
+    (None: the official run's own GPU count). ``cfg.fidelity`` records the recipe as run.
     """
     table = get_table(table) if isinstance(table, str) else table
     row = table.row(row) if isinstance(row, str) else row
@@ -124,4 +130,145 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
         cfg.work_dir = str(work_dir)
     # For the record: what this config is, in the run's own dumped copy.
     cfg.ablation = dict(table=table.name, row=row.slug, task=task, profile=profile, seed=seed)
+    if profile == 'full':
+        cfg.fidelity = apply_global_batch(cfg, gpus)
+    else:
+        cfg.fidelity = fidelity_record(cfg, gpus=1, deviations=[
+            'smoke profile: tiny data and model, a pipeline check, never a reproduction'])
     return cfg
+
+
+# ---- the official global batch at any GPU count -------------------------------------------------
+def _scale_iterations(cfg: Config, factor: int) -> None:
+    """Multiply every iteration count by ``factor``: with gradient accumulation an optimizer step
+    is ``factor`` iterations (epoch-based counts need nothing: an epoch is still an epoch)."""
+    loop = cfg.train_cfg
+    if 'max_iters' in loop:
+        loop.max_iters *= factor
+        if 'val_interval' in loop:
+            loop.val_interval *= factor
+    schedulers = cfg.get('param_scheduler') or []
+    for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if sched.get('by_epoch', True):
+            continue
+        for key in ('begin', 'end', 'T_max'):
+            if isinstance(sched.get(key), int):
+                sched[key] *= factor
+    ckpt = cfg.get('default_hooks', {}).get('checkpoint')
+    if ckpt is not None and not ckpt.get('by_epoch', True):
+        ckpt.interval *= factor
+
+
+def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
+    """Keep the recipe's global batch on ``gpus`` GPUs; return the fidelity record.
+
+    Per-GPU batch at most the official one, times ``gpus``, times mmengine's
+    ``accumulative_counts`` = the official batch. Where that cannot be exact the lr follows the
+    recipe's scaling rule and the record says so. The EMA updates once per optimizer step.
+    """
+    recipe = get_recipe(cfg.recipe)
+    gpus = recipe.gpus if gpus is None else gpus
+    if not isinstance(gpus, int) or gpus < 1:
+        raise ValueError(f'gpus={gpus!r} must be a whole number of GPUs, at least 1')
+    official_per_gpu = cfg.train_dataloader.batch_size
+    plan = plan_batch(recipe.global_batch, gpus, official_per_gpu)
+    deviations = list(recipe.deviations)
+    cfg.train_dataloader.batch_size = plan.per_gpu_batch
+    if plan.accumulation > 1:
+        cfg.optim_wrapper.accumulative_counts = plan.accumulation
+        _scale_iterations(cfg, plan.accumulation)
+        for hook in cfg.get('custom_hooks') or []:
+            if hook.get('type') == 'EMAHook':
+                hook['interval'] = plan.accumulation
+    official_lr = cfg.optim_wrapper.optimizer.lr
+    if not plan.exact:
+        cfg.optim_wrapper.optimizer.lr = recipe.scale_lr(official_lr, plan.effective_batch)
+        deviations.append(
+            f'batch {plan.effective_batch} instead of {recipe.global_batch} ({plan.note}: '
+            f'{recipe.global_batch} does not divide over {gpus} GPUs); lr '
+            f'{official_lr:g} scaled by the {recipe.lr_rule} rule ({recipe.lr_rule_source}) to '
+            f'{cfg.optim_wrapper.optimizer.lr:.4g}')
+    if plan.per_gpu_batch < official_per_gpu:
+        deviations.append(f'{plan.per_gpu_batch} images per GPU instead of {official_per_gpu}: '
+                          f'BatchNorm statistics over fewer images')
+    return fidelity_record(cfg, gpus=gpus, accumulation=plan.accumulation,
+                           official_lr=official_lr, deviations=deviations)
+
+
+def fidelity_record(cfg: Config, gpus: Optional[int] = None, accumulation: Optional[int] = None,
+                    official_lr: Optional[float] = None,
+                    deviations: Optional[list] = None) -> dict:
+    """The recipe as this config runs it (plain data, for run.json and the report).
+
+    Without arguments, the record of a config as written, on the official GPU count.
+    """
+    recipe = get_recipe(cfg.recipe) if 'recipe' in cfg else None
+    if gpus is None:
+        gpus = recipe.gpus if recipe else 1
+    if accumulation is None:
+        accumulation = cfg.optim_wrapper.get('accumulative_counts', 1)
+    per_gpu = cfg.train_dataloader.batch_size
+    lr = cfg.optim_wrapper.optimizer.lr
+    loop = cfg.train_cfg
+    mesa = cfg.model.get('mesa')
+    has_ema = any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks') or [])
+    has_mesa_hook = any(h.get('type') == 'MesaHook' for h in cfg.get('custom_hooks') or [])
+    record = dict(
+        recipe=recipe.name if recipe else None,
+        recipe_source=recipe.source if recipe else None,
+        gpus=gpus,
+        per_gpu_batch=per_gpu,
+        accumulation=accumulation,
+        effective_batch=gpus * per_gpu * accumulation,
+        official_batch=recipe.global_batch if recipe else None,
+        lr=lr,
+        official_lr=lr if official_lr is None else official_lr,
+        lr_rule=recipe.lr_rule if recipe else None,
+        amp=cfg.optim_wrapper.get('type') == 'AmpOptimWrapper',
+        ema=has_ema,
+        mesa=dict(mesa) if mesa and has_mesa_hook and has_ema else None,
+        deviations=list(deviations or []),
+    )
+    if 'max_epochs' in loop:
+        record['epochs'] = loop.max_epochs
+    else:
+        record['iters'] = loop.max_iters // accumulation  # optimizer steps
+    return record
+
+
+def describe_fidelity(record: dict) -> str:
+    """One line for --dry-run: the batch, the lr and the schedule as they will run."""
+    length = f'{record["epochs"]} epochs' if 'epochs' in record else f'{record["iters"]} iters'
+    parts = [f'effective batch {record["effective_batch"]} = {record["gpus"]} GPUs x '
+             f'{record["per_gpu_batch"]} x {record["accumulation"]} accumulation',
+             f'lr {record["lr"]:.4g}', length]
+    if record['official_batch'] and record['effective_batch'] != record['official_batch']:
+        parts[0] += f' (official {record["official_batch"]})'
+    if record['amp']:
+        parts.append('AMP')
+    if record['mesa']:
+        parts.append(f'MESA {record["mesa"]["weight"]:g} from '
+                     f'{record["mesa"].get("start_ratio", 0.25):.0%}')
+    if record['deviations']:
+        parts.append(f'{len(record["deviations"])} deviation(s)')
+    return ', '.join(parts)
+
+
+def handover_checkpoint(cls_run_dir: Union[str, Path]) -> Optional[Path]:
+    """The checkpoint a det/seg run of the same row starts from: the cls run's best one.
+
+    Both ImageNet recipes report (and the papers' downstream runs start from) the best EMA epoch,
+    which ``save_best`` keeps however many regular checkpoints are pruned; its ``state_dict``
+    holds the EMA weights (mmengine's EMAHook swaps them in when saving). Without a best file
+    (a recipe that does not validate) the file named in ``last_checkpoint``. None if neither.
+    """
+    run_dir = Path(cls_run_dir)
+    best = sorted(run_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
+    if best:
+        return best[-1]
+    marker = run_dir / 'last_checkpoint'
+    if marker.exists():
+        path = Path(marker.read_text().strip())
+        if path.exists():
+            return path
+    return None

@@ -1,4 +1,8 @@
-# MambaVision-L2 on ImageNet-1K (paper Table 1). The recipe: mambavision_in1k_base.py.
+# MambaVision-L2 on ImageNet-1K (paper Table 1). The recipe: mambavision_in1k_base.py;
+# here only what its official yaml (mambavision/configs/) changes for this variant
+# (checked against ablations/recipes.py MAMBAVISION_VARIANTS).
 _base_ = './mambavision_in1k_base.py'
 # The variant; the head's in_channels follows from it (dim * 8).
-model = dict(backbone=dict(arch='L2'), head=dict(in_channels=1568))
+model = dict(backbone=dict(arch='L2'), head=dict(in_channels=1568),
+             mesa=dict(weight=6.0))
+optim_wrapper = dict(optimizer=dict(weight_decay=0.12))

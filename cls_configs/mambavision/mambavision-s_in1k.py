@@ -1,4 +1,16 @@
-# MambaVision-S on ImageNet-1K (paper Table 1). The recipe: mambavision_in1k_base.py.
+# MambaVision-S on ImageNet-1K (paper Table 1). The recipe: mambavision_in1k_base.py;
+# here only what its official yaml (mambavision/configs/) changes for this variant
+# (checked against ablations/recipes.py MAMBAVISION_VARIANTS).
 _base_ = './mambavision_in1k_base.py'
 # The variant; the head's in_channels follows from it (dim * 8).
-model = dict(backbone=dict(arch='S'), head=dict(in_channels=768))
+model = dict(backbone=dict(arch='S'), head=dict(in_channels=768),
+             mesa=dict(weight=1.0))
+# crop_pct 0.93: resize the short edge to int(224 / 0.93), centre crop 224.
+val_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=240, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]))
+test_dataloader = val_dataloader

@@ -1,18 +1,26 @@
 # MambaVision on ImageNet-1K: mmpretrain ImageClassifier with the official head and the official
 # training recipe (NVlabs/MambaVision mambavision/configs/mambavision_*_1k.yaml). The variants
-# (mambavision-{t,t2,s,b,l,l2}_in1k.py) only change the arch (and with it the head's width).
+# (mambavision-{t,t2,s,b,l,l2}_in1k.py) change the arch (and with it the head's width) and the
+# official per-variant values (ablations/recipes.py MAMBAVISION_VARIANTS): MESA weight and start,
+# weight decay, warm-up, test crop. This file's own values are T's.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
+custom_imports = dict(imports=['backbones', 'backbones.mesa'], allow_failed_imports=False)
+# The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
+# tools/row_config.py with gradient accumulation.
+recipe = 'mambavision-in1k'
 
 # The official head is BatchNorm2d -> global average pool -> Linear. The BatchNorm is the
 # backbone's final_norm (its official name `norm` stays inside the backbone), the pool is
 # mmpretrain's GlobalAveragePooling and the Linear is LinearClsHead's `fc`, so an official
 # checkpoint converts by prefixes alone (tools/convert_checkpoint.py).
+# MESA (official train.py): from epoch/epochs > start_ratio on, a KL term towards the EMA model's
+# logits on the same batch (backbones/mesa.py; needs the EMAHook and MesaHook below).
 model = dict(
-    type='ImageClassifier',
+    type='MesaImageClassifier',
+    mesa=dict(weight=0.5, start_ratio=0.25),
     backbone=dict(type='MambaVision', arch='T', out_indices=(3, ), final_norm=True),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
@@ -27,8 +35,8 @@ model = dict(
 
 # Data: the base's timm-style training pipeline is the official one (RandomResizedCrop bicubic,
 # flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 'pixel' mode). Evaluation uses the
-# official crop_pct 1.0 of T, B, L and L2 (resize 224, centre crop 224); T2 and S were
-# published with crop_pct 0.98 and 0.93.
+# official crop_pct 1.0 of T, B, L and L2 (resize 224, centre crop 224); the T2 and S configs
+# resize to int(224 / crop_pct) for their 0.98 and 0.93.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=224, edge='short', backend='pillow', interpolation='bicubic'),
@@ -40,7 +48,7 @@ train_dataloader = dict(batch_size=128)
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# LAMB, lr 5e-3 at batch 4096, weight decay 0.05 off for every 1-D parameter (norms, biases,
+# LAMB, lr 5e-3 at batch 4096, weight decay 0.05 (T) off for every 1-D parameter (norms, biases,
 # layer scales, the mixer's D: timm's rule; A_log is 2-D and decays, as officially), grad-norm
 # clip 5, AMP.
 optim_wrapper = dict(
@@ -51,22 +59,36 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=5.0),
 )
 # timm's cosine schedule as the official code sets it: per-iteration linear warmup from 1e-6 over
-# 20 epochs, cosine down to 5e-6 at epoch 310, then 10 cooldown epochs at 5e-6 (the official
-# scheduler factory trains cycle length + cooldown_epochs = 320 epochs).
+# the warm-up epochs (T: 20), cosine down to 5e-6 at epoch 310, then 10 cooldown epochs at 5e-6
+# (the official scheduler factory trains cycle length + cooldown_epochs = 320 epochs).
 _cycle_epochs = 310
 _cooldown_epochs = 10
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6 / 5e-3, by_epoch=True, begin=0, end=20,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=5e-6, by_epoch=True, begin=20, end=_cycle_epochs,
-         convert_to_iter_based=True),
-]
+
+
+def _schedule(warmup_epochs: int) -> list:
+    return [
+        dict(type='LinearLR', start_factor=1e-6 / 5e-3, by_epoch=True, begin=0,
+             end=warmup_epochs, convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', eta_min=5e-6, by_epoch=True, begin=warmup_epochs,
+             end=_cycle_epochs, convert_to_iter_based=True),
+    ]
+
+
+# A variant with another warm-up picks its own: `param_scheduler = {{_base_._schedules.w35}}`.
+_schedules = {f'w{w}': _schedule(w) for w in (20, 35)}
+param_scheduler = _schedules['w20']
 train_cfg = dict(by_epoch=True, max_epochs=_cycle_epochs + _cooldown_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=4096)
 
-# EMA of the weights, decay 0.9998 per iteration (mmengine's momentum is 1 - decay).
-# Not reproduced: the official yaml's `mesa: 0.5` (from 25% of training on, a KD loss towards the
-# EMA model's outputs, weight 0.5), which mmpretrain has no component for.
-custom_hooks = [dict(type='EMAHook', momentum=2e-4, priority='ABOVE_NORMAL')]
+# EMA of the weights, decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay); like
+# timm's ModelEmaV2 the BN statistics are averaged too. With gradient accumulation
+# tools/row_config.py sets the EMA's interval to the accumulation count (one update per step).
+# MesaHook hands the EMA model to the MESA loss.
+custom_hooks = [dict(type='EMAHook', momentum=2e-4, update_buffers=True, priority='ABOVE_NORMAL'),
+                dict(type='MesaHook')]
+# Bounded disk: the last checkpoints (to resume) plus the best EMA top-1 epoch, which the official
+# code keeps and reports (the EMA weights are what validation and the saved state_dict hold).
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                                     save_best='accuracy/top1', rule='greater'))

@@ -1,37 +1,20 @@
 # Cascade Mask R-CNN 3x on COCO with a MambaVision-T backbone: the paper's main COCO table
 # (Table 2; published T: 86M params, 740 GFLOPs, 51.1 AP box / 44.3 AP mask).
 # Follows the official detection config (NVlabs/MambaVision,
-# object_detection/configs/mamba_vision/cascade_mask_rcnn_mamba_vision_tiny_3x_coco.py) on top of
-# mmdet's own Cascade Mask R-CNN / COCO / runtime bases: 4conv1fc GIoU box heads, DETR-style
-# multi-scale + crop training, 36 epochs (steps 27, 33), AdamW 1e-4, AMP, 2 images x 8 GPUs.
+# object_detection/configs/mamba_vision/cascade_mask_rcnn_mamba_vision_tiny_3x_coco.py): mmdet's
+# Cascade Mask R-CNN model base plus the MambaVision COCO recipe (mambavision_coco_base.py);
+# 4conv1fc GIoU box heads, DETR-style multi-scale + crop training, 36 epochs (steps 27, 33),
+# AdamW 1e-4, AMP, 2 images x 8 GPUs.
 # The -s and -b children change only the backbone variant and the FPN widths.
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    './mambavision_coco_base.py',
 ]
-custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
 
 # The three cascade stages differ only in their box-coder stds (tighter at each stage).
 _cascade_stds = ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MambaVision',
-        arch='T',
-        # Stage-3/4 windows enlarged for ~1333x800 inputs, as the official detection configs.
-        window_size=(8, 8, 112, 56),
-        out_indices=(0, 1, 2, 3),
-        # One LayerNorm2d per output: the official downstream wrapper's `outnorm{i}`.
-        out_norm=True,
-        # The official configs ask for 0.2 (T), 0.3 (S), 0.5 (B), but their downstream wrapper
-        # never forwards drop_path_rate, so every published run trained with the backbone's
-        # default 0.2. 0.2 for every variant reproduces those runs.
-        drop_path_rate=0.2,
-        # ImageNet weights: dict(type='Pretrained', checkpoint=..., prefix='backbone.') once the
-        # classification checkpoint is converted (tools/convert_checkpoint.py).
-        init_cfg=None),
+    backbone={{_base_._backbone}},
     neck=dict(in_channels=[80, 160, 320, 640]),
     roi_head=dict(bbox_head=[
         dict(
@@ -87,12 +70,4 @@ param_scheduler = [
          gamma=0.1),
 ]
 
-optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    # No decay on norms (the official 'norm' key; here by layer type, so the heads' SyncBN too),
-    # nor on the mixers' A_log / D (exempt in the ImageNet recipe as well).
-    paramwise_cfg=dict(norm_decay_mult=0.0,
-                       custom_keys=dict(A_log=dict(decay_mult=0.0), D=dict(decay_mult=0.0))))
-# 8 GPUs x 2 images, as the official recipe.
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+# 8 GPUs x 2 images, AdamW 1e-4, AMP: the family base (mambavision_coco_base.py).

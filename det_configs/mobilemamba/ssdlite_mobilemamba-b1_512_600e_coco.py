@@ -1,18 +1,11 @@
 # SSDLite 512 on COCO with a MobileMamba-B1 backbone (official README: 29.5 AP). The 320 config at
-# 512 px: the pipelines' size and the anchors change, nothing else.
+# 512 px: only the pipelines' size changes (the anchors stay the 320 ones, as officially).
 _base_ = './ssdlite_mobilemamba-b1_320_600e_coco.py'
 
 input_size = 512
-# At 512 px the six maps are 32, 16, 8, 4, 2, 1 wide: strides 16 ... 512. The 320 anchor sizes are
-# scaled by 512/320. (The public copy of the official 512 config keeps the 320 strides and sizes,
-# whose last three levels then cover only part of a 512 image; not followed.)
-model = dict(
-    bbox_head=dict(
-        anchor_generator=dict(
-            strides=[16, 32, 64, 128, 256, 512],
-            min_sizes=[77, 160, 240, 323, 405, 486],
-            max_sizes=[160, 240, 323, 405, 486, 512])))
-
+# The official 512 config keeps the 320 anchors (strides and sizes): at 512 px the six maps are
+# 32, 16, 8, 4, 2, 1 wide, and the last levels' anchors cover only part of the image. Followed
+# as published.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
