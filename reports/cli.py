@@ -16,10 +16,12 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from ablations import TABLES, AblationTable, get_table
+from ablations import METRICS, TABLES, AblationTable, get_table
+from runs import RecordError, RunKey, read_record
 
 from .complexity_column import complexity_of_rows
 from .parsing import PICKS, collect, show_path
+from .fidelity import deviation_footnotes, fidelity_section
 from .released import released_rows, render_released
 from .rendering import (ReportContext, footnote_marks, render_absolute_png, render_markdown,
                         render_png, write_csv, write_steps_csv)
@@ -35,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                     'row) and _absolute.png.')
     parser.add_argument('table', help='ablation table: ' + ', '.join(TABLES))
     parser.add_argument('--work-dir', default='work_dirs',
-                        help='folder holding <table>/<row>/<task>/seed<k>/ (default: work_dirs)')
+                        help='folder holding <table>/<profile>/<row>/<task>/seed<k>/ '
+                             '(default: work_dirs)')
     parser.add_argument('--out', help='output folder (default: reports/<table>)')
-    parser.add_argument('--pick', choices=PICKS, default='last',
-                        help='final evaluation of each run (last, default) or its best')
+    parser.add_argument('--pick', choices=PICKS, default='paper',
+                        help='paper (default): the evaluation each paper reports (best or final, '
+                             'by recipe); last: the final one; best: the best one')
     parser.add_argument('--profile', help='report only runs of this profile (default: the '
                                           'profile of the newest run)')
     parser.add_argument('--no-complexity', action='store_true',
@@ -74,6 +78,35 @@ def _complexity(table: AblationTable, out: Path, skip: bool
     return ({} if published else None), []
 
 
+def fidelity_records(work_dir: Path, table: AblationTable, kept: pd.DataFrame
+                     ) -> dict[tuple[str, str], dict]:
+    """The recipe as run (run.json's ``fidelity``) of each reported (row, task), read from its
+    lowest seed."""
+    records = {}
+    for (row, task, profile), group in kept.groupby(['row', 'task', 'profile'], sort=True):
+        key = RunKey.train(table.name, profile, row, task, int(group['seed'].min()))
+        try:
+            fidelity = (read_record(key.dir(work_dir)) or {}).get('fidelity')
+        except RecordError:
+            fidelity = None
+        if fidelity:
+            records[row, task] = fidelity
+    return records
+
+
+def mark_cells(layout: pd.DataFrame, table: AblationTable,
+               marks: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """Put each (row, task)'s deviation marks beside that task's cells of that row."""
+    layout = layout.copy()
+    for i, row in enumerate(table.rows):
+        for metric in table.metrics:
+            mark = marks.get((row.slug, METRICS[metric].task), '')
+            if mark:
+                column = METRICS[metric].label
+                layout.at[i, column] = f'{layout.at[i, column]} {mark}'
+    return layout
+
+
 def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
            profile: Optional[str] = None, no_complexity: bool = False
            ) -> tuple[int, list[str], list[Path]]:
@@ -104,9 +137,12 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
     for what, values in (('data roots', context.data_roots), ('commits', context.run_commits)):
         if len(values) > 1:
             warnings.append(f'the reported runs used {len(values)} {what}: {", ".join(values)}')
-    markdown = render_markdown(table, paper_layout(cells, table, complexity, marks), notes,
-                               pair_agreement(cells, table), claim_check(cells, table),
-                               context, warnings)
+    records = fidelity_records(work_dir, table, kept)
+    footnotes, deviation_marks = deviation_footnotes(records)
+    layout = mark_cells(paper_layout(cells, table, complexity, marks), table, deviation_marks)
+    markdown = render_markdown(table, layout, notes, pair_agreement(cells, table),
+                               claim_check(cells, table), context, warnings,
+                               recipe_lines=fidelity_section(records, title=None))
     if released:  # released weights in a section of their own, never as our cells
         markdown = markdown.rstrip('\n') + '\n\n' + released
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import runs
 from ablations import METRICS, AblationTable
 from runs import TIMESTAMP
 
-PICKS = ('last', 'best')
+PICKS = ('paper', 'last', 'best')
 # mmengine prefixes metric names with the mode when LogProcessor.log_with_hierarchy is on.
 _MODE_PREFIXES = ('', 'val/', 'test/')
 COLUMNS = ['row', 'task', 'metric', 'seed', 'value', 'status', 'detail', 'profile', 'log_path',
@@ -194,6 +194,14 @@ def _stale_reason(seed_dir: Path, run: dict, table: AblationTable, row: str, tas
     return stale_reason(runs.RunKey.train(table.name, profile, row, task, seed), run, upstream)
 
 
+def reported_pick(record: dict) -> str:
+    """'best' or 'last': the evaluation the paper reports for this run's recipe
+    (ablations/recipes.py), 'last' when the record names no recipe."""
+    from ablations.recipes import RECIPES
+    recipe = RECIPES.get(((record.get('fidelity') or {}).get('recipe')) or '')
+    return recipe.reported if recipe else 'last'
+
+
 def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: int,
               pick: str = 'last', profile: str = 'unknown') -> SeedRun:
     """Records (one per metric of ``task``) for one seed folder."""
@@ -218,6 +226,9 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
         warnings.append(f'{where}: run.json unreadable ({err})')
         return every_metric('corrupt', show_path(run_file))
     if run is not None:
+        if pick == 'paper':
+            pick = reported_pick(run)
+            base['pick'] = pick
         state = runs.run_state(run, seed_dir)
         if state == 'finished' and run.get('config_hash'):
             stale = _stale_reason(seed_dir, run, table, row, task, seed, profile)
@@ -238,6 +249,8 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
     else:
         warnings.append(f'{where}: no run.json; profile unknown, status read from the logs')
         state = 'finished'
+    if pick == 'paper':  # no record, no recipe: the final evaluation
+        pick = base['pick'] = 'last'
     started = _started(run, folders)
     base['started'] = datetime.fromtimestamp(started).isoformat(timespec='seconds') \
         if started is not None else None

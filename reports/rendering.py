@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ SMOKE_BANNER = ('> **Smoke profile: pipeline checks, not reproductions.** These 
 UNKNOWN_BANNER = ('> **Profile unknown:** these runs have no readable run.json, so how they were '
                   'run (data, schedule) is not recorded. Treat the numbers as unverified.')
 PICK_TEXT = {
+    'paper': 'the evaluation each paper reports: the best one where its recipe keeps the best '
+             'epoch (both ImageNet recipes: the best EMA top-1), else the final one (the CSV\'s '
+             'pick column says which)',
     'last': 'the final evaluation of each run (in the newest mmengine log folder of the run '
             'that holds an evaluation)',
     'best': 'the BEST evaluation of each run (--pick best), not the final one: an optimistic '
@@ -88,7 +92,7 @@ def footnote_marks(table: AblationTable) -> tuple[dict[str, str], list[str]]:
 
 def render_markdown(table: AblationTable, layout: pd.DataFrame, notes: list[str],
                     agreement: pd.DataFrame, claims: pd.DataFrame, context: ReportContext,
-                    warnings: list[str]) -> str:
+                    warnings: list[str], recipe_lines: Sequence[str] = ()) -> str:
     """The whole ``<table>.md``."""
     out = [f'# {table.source.table}: {table.title}', '']
     if context.profile == 'smoke':
@@ -114,6 +118,9 @@ def render_markdown(table: AblationTable, layout: pd.DataFrame, notes: list[str]
         caveats.append('- Values are the best evaluation of each run, not the final one.')
     if caveats:
         out += ['Notes:', ''] + caveats + ['']
+    if recipe_lines:  # the recipe as the runs trained; cells marked [rN] deviate as noted
+        out += ['Recipe as run:', ''] + [f'- {line}' if line and not line.endswith(':')
+                                         else line for line in recipe_lines] + ['']
     out += ['## Claim check', '']
     if context.profile == 'smoke':
         out += ['Smoke runs: the checks below exercise the pipeline; they are not evidence (the '

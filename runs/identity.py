@@ -18,12 +18,10 @@ _ANY_DATA_ROOT = Path('data')
 def run_config(key: RunKey, *, data_root: Optional[Path], work_dir: Optional[Path],
                gpus: int = 1, pretrained: Optional[Path] = None, upstream: Optional[str] = None):
     """(config, hash) of one training run."""
-    import inspect
     from tools.row_config import build_row_config
-    extra = dict(gpus=gpus) if 'gpus' in inspect.signature(build_row_config).parameters else {}
     cfg = build_row_config(key.table, key.row, key.task, profile=key.profile,
                            data_root=data_root if data_root is not None else _ANY_DATA_ROOT,
-                           work_dir=work_dir, seed=key.seed, pretrained=pretrained, **extra)
+                           work_dir=work_dir, seed=key.seed, pretrained=pretrained, gpus=gpus)
     return cfg, config_hash(cfg, upstream)
 
 

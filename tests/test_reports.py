@@ -459,3 +459,31 @@ def test_run_states_and_fallbacks(tmp_path, monkeypatch):
     # an empty seed folder is "missing"
     seed_dir(tmp_path / 'work_dirs', 'conv2-add', 'cls', 4)
     assert read(4)[0]['status'] == 'missing'
+
+
+def test_recipe_as_run_and_deviation_marks_in_the_report(tmp_path, monkeypatch):
+    """run.json's fidelity record reaches the report: the recipe as run per task, numbered
+    deviations, their marks beside the cells they affect, and the paper's pick per recipe."""
+    monkeypatch.chdir(tmp_path)
+    fidelity = dict(recipe='mambavision-in1k', recipe_source='src', gpus=8, per_gpu_batch=128,
+                    accumulation=4, effective_batch=4096, official_batch=4096, lr=5e-3,
+                    official_lr=5e-3, lr_rule='sqrt', amp=True, ema=True, mesa=None, epochs=320,
+                    deviations=['lr 5e-3 as the official yaml; the paper text says 4e-3'])
+    for row in ('conv2-gate', 'conv2-concat'):
+        d = seed_dir(tmp_path / 'work_dirs', row, 'cls', 0)
+        write_run_json(d)
+        record = json.loads((d / 'run.json').read_text())
+        (d / 'run.json').write_text(json.dumps({**record, 'fidelity': fidelity}))
+        # best 81.0 at epoch 1, final 80.0: the recipe reports the best EMA epoch
+        write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 81.0}),
+                              val_line(2, **{'accuracy/top1': 80.0})])
+    assert cli.main([TABLE, '--no-complexity']) == 0
+    cells = md_table((tmp_path / 'reports' / TABLE / f'{TABLE}.md').read_text())
+    text = (tmp_path / 'reports' / TABLE / f'{TABLE}.md').read_text()
+    assert cells['conv1 - conv2 - concat [2]']['ImageNet top-1 (%)'].startswith('81.0 n=1')
+    assert cells['conv1 - conv2 - concat [2]']['ImageNet top-1 (%)'].endswith('[r1]')
+    assert 'Recipe as run:' in text and 'effective batch 4096 = 8 GPUs x 128 x 4' in text
+    assert '[r1] cls: lr 5e-3 as the official yaml' in text
+    with open(tmp_path / 'reports' / TABLE / f'{TABLE}.csv') as f:
+        picks = {r['pick'] for r in csv.DictReader(f) if r['status'] == 'ok'}
+    assert picks == {'best'}

@@ -92,8 +92,9 @@ def test_torchrun_command():
     cmd = train_command(Path('/w/config.py'), Path('/w'), 'pytorch', 4)
     assert cmd[:4] == [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=4']
     assert cmd[-2:] == ['--launcher', 'pytorch']
+    assert parse_args(['table4', '--gpus', '2']).launcher == 'pytorch'  # torchrun by default
     with pytest.raises(SystemExit):
-        parse_args(['table4', '--gpus', '2'])  # several GPUs need a launcher
+        parse_args(['table4', '--gpus', '2', '--launcher', 'none'])
 
 
 def _registry_for(cfg):

@@ -96,13 +96,11 @@ def repair_resume_point(run_dir: Path) -> Optional[str]:
 
 
 def link_handover(run_dir: Path) -> Optional[Path]:
-    """Point ``final.pth`` at the checkpoint a finished run ended with (relative link, so the work
-    dir can move)."""
-    marker = run_dir / 'last_checkpoint'
-    if not marker.exists():
-        return None
-    target = Path(marker.read_text().strip())
-    if not target.is_file():
+    """Point ``final.pth`` at the checkpoint the row's det/seg runs start from (the recipe's
+    choice: tools.row_config.handover_checkpoint), as a relative link so the work dir can move."""
+    from tools.row_config import handover_checkpoint
+    target = handover_checkpoint(run_dir)
+    if target is None:
         return None
     link = run_dir / runs.HANDOVER
     tmp = run_dir / (runs.HANDOVER + '.tmp')

@@ -41,7 +41,8 @@ from runs import RunKey
 from runs.identity import run_config, stale_reason
 from tools.job import EXIT_LOCKED, die_with_parent, now
 from tools.launch import LAUNCHERS, distributed_command
-from tools.row_config import DEFAULT_SMOKE_DATA, PROFILES, REPO, check_data_root
+from tools.row_config import (DEFAULT_SMOKE_DATA, PROFILES, REPO, check_data_root,
+                              describe_fidelity, handover_checkpoint)
 
 GPUS_PER_NODE = int(os.environ.get('GPUS_PER_NODE', 8))
 POLL_SECONDS = 0.5
@@ -60,6 +61,7 @@ class Run:
     command: list[str] = field(default_factory=list)
     job_id: Optional[str] = None
     outcome: Optional[str] = None  # finished | failed | blocked | locked | interrupted
+    footprint: Optional[dict] = None  # expected checkpoint bytes (tools/footprint.py)
 
     @property
     def name(self) -> str:
@@ -157,11 +159,8 @@ def pretrained_for(run: Run) -> Optional[Path]:
         return None
     if record and runs.recorded_state(record, cls_dir) == 'finished':
         handover = cls_dir / runs.HANDOVER
-        if handover.exists():
-            return handover
-        marker = cls_dir / 'last_checkpoint'  # a run finished before hand-over links existed
-        if marker.exists() and Path(marker.read_text().strip()).exists():
-            return Path(marker.read_text().strip())
+        # (a run finished before hand-over links existed has none: pick its file the same way)
+        return handover if handover.exists() else handover_checkpoint(cls_dir)
     return None
 
 
@@ -265,6 +264,7 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
         print(f'  {run.name}: FAILED to build its config: {exc}', flush=True)
         run.outcome = 'failed'
         return False
+    run.footprint = footprint_of(cfg, run)
     train_cfg = cfg.get('train_cfg', {}) or {}
     by_epoch = bool(train_cfg.get('by_epoch', 'max_epochs' in train_cfg))
     run.command = train_command(config_path, run.dir, args.launcher, run.gpus)
@@ -273,8 +273,91 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
                       console_log=str(run.dir / runs.CONSOLE), queued=now(), ended=None,
                       schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
                           'max_epochs' if by_epoch else 'max_iters')),
-                      fidelity=cfg.get('fidelity'), slurm_job_id=None, error=None)
+                      fidelity=cfg.to_dict().get('fidelity'), footprint=run.footprint,
+                      slurm_job_id=None, error=None)
     return True
+
+
+# --- what a table will cost -----------------------------------------------------------------
+
+_FOOTPRINTS: dict[tuple, dict] = {}
+
+
+def footprint_of(cfg, run: Run) -> Optional[dict]:
+    """The run's expected checkpoint footprint, once per (table, profile, row, task, GPUs): the
+    model has to be built to count it."""
+    from tools.footprint import checkpoint_footprint
+    key = (run.key.table, run.key.profile, run.key.row, run.key.task, run.gpus)
+    if key not in _FOOTPRINTS:
+        try:
+            _FOOTPRINTS[key] = checkpoint_footprint(cfg)
+        except Exception as err:  # counting must never stop a table
+            print(f'  {run.name}: checkpoint footprint unknown ({err})', flush=True)
+            return None
+    return _FOOTPRINTS[key]
+
+
+def warn_if_short_of_disk(work_dir: Path, footprints: list[Optional[dict]]) -> None:
+    """Warn, with the numbers, when the work dir's filesystem cannot hold the table's
+    checkpoints: a scratch quota running out fails runs late."""
+    from tools.footprint import format_bytes, table_footprint
+    known = [f for f in footprints if f]
+    if not known:
+        return
+    need = table_footprint(known)
+    probe = work_dir
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need['peak_bytes'] is None:
+        print('warning: some runs keep every checkpoint (no max_keep_ckpts): their footprint '
+              'is unbounded', flush=True)
+    elif free < need['peak_bytes']:
+        print(f'warning: {probe} has {format_bytes(free)} free, but these runs\' checkpoints '
+              f'need up to {format_bytes(need["peak_bytes"])} '
+              f'({format_bytes(need["total_bytes"])} kept at the end)', flush=True)
+
+
+def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
+            work_dir: Path) -> None:
+    """Every run: its resources, recipe as run (effective batch, lr), checkpoint footprint,
+    the plan's estimate where ``./run_all.sh plan`` measured one, and its command."""
+    from tools.footprint import format_bytes, table_footprint
+    footprints = []
+    for i, run in enumerate(planned, 1):
+        print(f'[{i}/{len(planned)}] {run.name} (GPUs {run.gpus}'
+              f'{", after " + run.depends_on.name if run.depends_on else ""})')
+        try:
+            cfg, _ = run_config(run.key, data_root=data_root, work_dir=run.dir, gpus=run.gpus,
+                                pretrained=run.dir.parents[1] / 'cls' / run.key.tag /
+                                runs.HANDOVER if run.depends_on else None)
+        except Exception as err:
+            print(f'    config does not build: {err}')
+            continue
+        fidelity = cfg.to_dict().get('fidelity')
+        if fidelity:
+            print(f'    recipe: {describe_fidelity(fidelity)}')
+            for deviation in fidelity.get('deviations') or []:
+                print(f'    deviation: {deviation}')
+        footprint = footprint_of(cfg, run)
+        footprints.append(footprint)
+        if footprint:
+            print(f'    checkpoints: {footprint["kept"]} kept'
+                  f'{" + best" if footprint.get("best") else ""}, '
+                  f'{format_bytes(footprint["total_bytes"])} at the end, '
+                  f'{format_bytes(footprint["peak_bytes"])} at peak')
+        if args.launcher == 'slurm':
+            directives = [line.split(None, 1)[1] for line in
+                          sbatch_script(run, args).splitlines() if line.startswith('#SBATCH')]
+            print('  sbatch ' + ' '.join(d for d in directives if not d.startswith(
+                ('--job-name', '--output', '--open-mode'))))
+        print('  ' + shlex.join(train_command(run.dir / runs.CONFIG, run.dir, args.launcher,
+                                              run.gpus)))
+    known = [f for f in footprints if f]
+    if known:
+        total = table_footprint(known)
+        print(f'checkpoints of these {len(known)} runs: {format_bytes(total["total_bytes"])} '
+              f'kept, {format_bytes(total["peak_bytes"])} at peak')
 
 
 # --- the local executor ---------------------------------------------------------------------
@@ -490,9 +573,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seeds', type=int, default=1, help='seeds per (row, task), 0..N-1')
     parser.add_argument('--gpus', default='1',
                         help='GPUs per run: N for every task, or per task as cls=32,det=8,seg=8')
-    parser.add_argument('--launcher', default='none', choices=LAUNCHERS,
-                        help='none/pytorch: this machine (torchrun for several GPUs); '
-                             'slurm: one sbatch job per run')
+    parser.add_argument('--launcher', choices=LAUNCHERS,
+                        help='none/pytorch: this machine (torchrun for several GPUs; the '
+                             'default when --gpus > 1, else none); slurm: one sbatch job per run')
     parser.add_argument('--jobs', type=int, default=1,
                         help='local executor: runs at once (GPUs or CPU cores are split)')
     parser.add_argument('--rerun-stale', action='store_true',
@@ -525,7 +608,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(str(err))
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
-    if args.launcher == 'none' and max(args.gpus_per_task.values()) > 1:
+    several = max(args.gpus_per_task.values()) > 1
+    if args.launcher is None:
+        args.launcher = 'pytorch' if several else 'none'
+    elif args.launcher == 'none' and several:
         parser.error('--gpus > 1 needs --launcher pytorch or slurm')
     if args.launcher == 'slurm' and args.jobs != 1:
         parser.error('--jobs is for the local executor; SLURM runs every ready job at once')
@@ -545,16 +631,7 @@ def run_table(table: AblationTable, args: argparse.Namespace) -> int:
                          'it); see README.md')
     data_root = Path(args.data_root or DEFAULT_SMOKE_DATA).expanduser().resolve()
     if args.dry_run:
-        for i, run in enumerate(planned, 1):
-            print(f'[{i}/{len(planned)}] {run.name} (GPUs {run.gpus}'
-                  f'{", after " + run.depends_on.name if run.depends_on else ""})')
-            if args.launcher == 'slurm':
-                directives = [line.split(None, 1)[1] for line in
-                              sbatch_script(run, args).splitlines() if line.startswith('#SBATCH')]
-                print('  sbatch ' + ' '.join(d for d in directives if not d.startswith(
-                    ('--job-name', '--output', '--open-mode'))))
-            print('  ' + shlex.join(train_command(run.dir / runs.CONFIG, run.dir, args.launcher,
-                                                  run.gpus)))
+        dry_run(planned, args, data_root, work_dir)
         return 0
     if args.profile == 'smoke' and not args.data_root:
         from tools.make_tiny_datasets import make_tiny_datasets
@@ -564,12 +641,14 @@ def run_table(table: AblationTable, args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     queue = slurm_queue() if args.launcher == 'slurm' else {}
+    footprints = []
     for run in planned:
         decide(run, args, data_root, queue)
         if run.action != 'run':
             print(f'  {run.name}: {run.action} ({run.why})', flush=True)
-        if run.action == 'run':
-            prepare(run, args, data_root)
+        if run.action == 'run' and prepare(run, args, data_root):
+            footprints.append(run.footprint)
+    warn_if_short_of_disk(work_dir, footprints)
     todo = [r for r in planned if r.action == 'run' and r.outcome is None]
     stale = [r for r in planned if r.action == 'stale']
     print(f'{table.name} ({args.profile}): {len(todo)} to run, '
