@@ -23,6 +23,9 @@ Commands:
   all [OPTIONS]         every table above, one after the other
   report <table> [--work-dir DIR] [--out DIR] [--pick last|best] [--profile smoke|full]
                         merge a table's logs into reports/<table>/<table>.{md,csv,png}
+  plan <table> [--rows R] [--tasks T] [--gpus 8,32] [--iters N] [--gpu-mem GiB] [--out DIR]
+       [--data-dir DIR] pilot each full run at real size on this device, estimate the
+                        table's cost: reports/<table>/plan.{json,md}
   python ARGS...        run the environment's python (for your own scripts)
   -h, --help            this message
 
@@ -82,6 +85,8 @@ case "$cmd" in
     cd "$ROOT" && exec python3 -m ablations ;;
   report)
     in_env -m reports "$@" ;;
+  plan)
+    in_env -m tools.plan "$@" ;;
   python)
     in_env "$@" ;;
   *)
