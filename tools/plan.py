@@ -11,7 +11,8 @@ For each (row, task) of the table:
    pipeline runs as on the real data;
 2. train it with the real mmengine Runner for ``--iters`` iterations, in a process of its own
    (peak memory is per process): no validation, no checkpoints; loop, batch, pipeline, model,
-   optimizer, AMP and hooks as the full config has them;
+   optimizer, AMP and hooks as the full config has them (on CPU, float32: mmengine's
+   AmpOptimWrapper needs an accelerator);
 3. measure the time per iteration and the data time (mmengine's IterTimerHook, first iteration
    excluded) and the peak memory (GPU: torch.cuda.max_memory_allocated; CPU: the process's peak
    RSS, data loading in-process);
@@ -164,8 +165,14 @@ def schedule_of(cfg, task: str) -> dict:
     return dict(by_epoch=False, max_iters=int(train_cfg.max_iters), batch_per_gpu=batch)
 
 
-def pilot_config(cfg, iters: int, num_workers: int):
-    """The full config, trained as is but without validation, checkpoints or test."""
+def pilot_config(cfg, iters: int, num_workers: int, cuda: bool = True):
+    """The full config, trained as is but without validation, checkpoints or test; on CPU in
+    float32 where the config asks for AMP (mmengine's AmpOptimWrapper refuses the CPU)."""
+    wrapper = cfg.optim_wrapper
+    if not cuda and wrapper.get('type') == 'AmpOptimWrapper':
+        wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper.pop(key, None)
     for split in ('val', 'test'):
         cfg[f'{split}_dataloader'] = None
         cfg[f'{split}_cfg'] = None
@@ -212,7 +219,8 @@ def _pilot(table: str, row: str, task: str, data_root: Path, work_dir: Path, ite
         workers = min(cfg.train_dataloader.get('num_workers', 0), os.cpu_count() or 1) \
             if cuda else 0   # CPU: the pipeline runs in-process, in data_time and peak RSS
         result['num_workers'] = workers
-        cfg = pilot_config(cfg, iters, workers)
+        result['amp_in_config'] = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+        cfg = pilot_config(cfg, iters, workers, cuda)
 
         times: list[float] = []
         data_times: list[float] = []
@@ -422,7 +430,10 @@ def render_markdown(plan: dict) -> str:
         ok = entry['status'] == 'ok'
         cells = [name, entry.get('device', '-')]
         if ok:
-            cells += ['on' if entry['amp'] else 'off', entry['scan_backend'],
+            amp = 'on' if entry['amp'] else 'off'
+            if entry.get('amp_in_config') and not entry['amp']:
+                amp = 'off here (config: on; no AMP on CPU)'
+            cells += [amp, entry['scan_backend'],
                       f'{entry["s_per_iter"]:.3f}', f'{entry["data_s_per_iter"]:.3f}',
                       f'{entry["peak_mem_gib"]:.2f} ({entry["mem_kind"]})']
             for g in gpus:
