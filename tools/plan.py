@@ -74,8 +74,9 @@ TRAIN_SET_SIZES = dict(
 )
 
 ASSUMPTIONS = (
-    'The pilot measures one device at the config\'s per-GPU batch; at G GPUs each keeps that batch, '
-    'so a step costs about one device\'s step (data-parallel efficiency 1, all-reduce not measured).',
+    'The pilot measures one device at the config\'s per-GPU batch; at G GPUs each keeps that '
+    'batch, so a step costs about one device\'s step (data-parallel efficiency 1, all-reduce not '
+    'measured).',
     'Wall hours of a run = its iterations x s/iter; GPU-hours = wall hours x G.',
     'Iterations per epoch at G GPUs = ceil(N / (G x per-GPU batch)) over the real training set '
     '(ImageNet-1k 1,281,167; COCO train2017 with annotations 117,266; ADE20K 20,210); '
@@ -453,6 +454,9 @@ def render_markdown(plan: dict) -> str:
         lines.append(f'| {g} | {_hours(t["gpu_hours"])} | {_hours(t["wall_hours_sequence"])} | '
                      f'{_hours(t["wall_hours_parallel"])} ({t["gpus_in_parallel"]}) | '
                      f'{t["runs_not_estimated"]} |')
+    if plan['device_mem_gib'] is None:
+        lines += ['', 'Measured on a CPU: the "GPU-hours" are this CPU\'s hours per device (an '
+                  'upper bound at best); run the plan on a GPU machine for the real estimate.']
     lines += ['', 'Assumptions:', ''] + [f'- {a}' for a in plan['assumptions']]
     fidelity = {n: e['fidelity'] for n, e in plan['runs'].items() if e.get('fidelity')}
     if fidelity:
@@ -512,7 +516,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-dir', default=str(DEFAULT_DATA_DIR),
                         help='where the generated pilot data is made once and reused')
     parser.add_argument('--work-dir', default=str(PILOT_WORK_DIR),
-                        help='where each pilot\'s run dir and log go (<work-dir>/<table>/<row>/<task>)')
+                        help='where each pilot\'s run dir and log go: '
+                        '<work-dir>/<table>/<row>/<task>/')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='key=value overrides of every run\'s config (e.g. to try a smaller '
                         'batch); the plan records them')
