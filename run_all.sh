@@ -31,6 +31,9 @@ Commands:
        [--data-root D] [--work-dir DIR] [--fuse-bn] [--no-ema] [--launcher ...] [--gpus N]
                         evaluate a checkpoint (official or ours) in a row's config
                         (see ./run_all.sh eval --help)
+  plan <table> [--rows R] [--tasks T] [--gpus 8,32] [--iters N] [--gpu-mem GiB] [--out DIR]
+       [--data-dir DIR] pilot each full run at real size on this device, estimate the
+                        table's cost: reports/<table>/plan.{json,md}
   python ARGS...        run the environment's python (for your own scripts)
   -h, --help            this message
 
@@ -102,6 +105,8 @@ case "$cmd" in
     in_env -m tools.status "$@" ;;
   eval)
     in_env -m tools.eval_checkpoint "$@" ;;
+  plan)
+    in_env -m tools.plan "$@" ;;
   python)
     in_env "$@" ;;
   *)

@@ -33,9 +33,11 @@ SEG_CLASSES = ('wall', 'building', 'sky', 'floor')
 SPLITS = dict(train=dict(cls=32, det=32, seg=32), val=dict(cls=12, det=8, seg=8))
 
 
-def _texture(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A (size, size) pattern in [0, 1] that identifies ``kind`` whatever its colour."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+def _texture(kind: int, size: int | tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A (size, size) -- or (height, width) -- pattern in [0, 1] that identifies ``kind``
+    whatever its colour."""
+    height, width = (size, size) if isinstance(size, int) else size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     period = rng.uniform(5, 9)
     phase = rng.uniform(0, 2 * np.pi)
     if kind == 0:
@@ -43,7 +45,7 @@ def _texture(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
     elif kind == 1:
         wave = np.sin(2 * np.pi * xx / period + phase)
     elif kind == 2:
-        cy, cx = rng.uniform(0.3, 0.7, size=2) * size
+        cy, cx = rng.uniform(0.3, 0.7, size=2) * (height, width)
         wave = np.sin(2 * np.pi * np.hypot(yy - cy, xx - cx) / period + phase)
     else:
         wave = np.sign(np.sin(2 * np.pi * yy / period + phase) * np.sin(2 * np.pi * xx / period))

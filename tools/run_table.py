@@ -323,6 +323,8 @@ def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
     """Every run: its resources, recipe as run (effective batch, lr), checkpoint footprint,
     the plan's estimate where ``./run_all.sh plan`` measured one, and its command."""
     from tools.footprint import format_bytes, table_footprint
+    from tools.plan import estimate_at, load_plan
+    plans = {}
     footprints = []
     for i, run in enumerate(planned, 1):
         print(f'[{i}/{len(planned)}] {run.name} (GPUs {run.gpus}'
@@ -346,6 +348,18 @@ def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
                   f'{" + best" if footprint.get("best") else ""}, '
                   f'{format_bytes(footprint["total_bytes"])} at the end, '
                   f'{format_bytes(footprint["peak_bytes"])} at peak')
+        if run.key.table not in plans:
+            plans[run.key.table] = load_plan(run.key.table, args.report_dir)
+        entry = plans[run.key.table].get(f'{run.key.row}/{run.key.task}')
+        estimate = estimate_at(entry, run.gpus) if entry and entry.get('status') == 'ok' else None
+        if estimate:
+            print(f'    plan: {entry["s_per_iter"]:.3f} s/iter on {entry["device"]}, peak '
+                  f'{entry["peak_mem_gib"]:.1f} GiB, {estimate["total_iters"]:,} iters: '
+                  f'{estimate["wall_hours"]:.1f} h, {estimate["gpu_hours"]:.0f} device-hours on '
+                  f'{run.gpus} GPUs' + (f' ({"; ".join(entry["flags"])})'
+                                          if entry.get('flags') else ''))
+        elif entry:
+            print(f'    plan: the pilot FAILED: {entry.get("error")} (log: {entry.get("log")})')
         if args.launcher == 'slurm':
             directives = [line.split(None, 1)[1] for line in
                           sbatch_script(run, args).splitlines() if line.startswith('#SBATCH')]
