@@ -12,7 +12,7 @@ import pytest
 import ablations
 from ablations import TABLES, get_table
 from tools.make_tiny_datasets import make_tiny_datasets
-from tools.row_config import DATA_LAYOUT, build_row_config, check_data_root
+from tools.row_config import DATA_LAYOUT, build_row_config, check_data_root, handover_checkpoint
 import runs
 from runs import RunLock
 from tools.run_table import main, parse_args, plan_runs, train_command
@@ -186,8 +186,9 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     assert "fusion" in Path(status['console_log']).read_text()
     top1 = [s['accuracy/top1'] for s in _scalars(good) if 'accuracy/top1' in s]
     assert len(top1) == 1 and top1[0] > 25.0 + 15.0, f'no better than chance: {top1}'
-    # the hand-over a det/seg run of this row starts from
-    assert (good / runs.HANDOVER).resolve() == Path((good / 'last_checkpoint').read_text())
+    # the hand-over a det/seg run of this row starts from: the recipe's best EMA checkpoint
+    assert (good / runs.HANDOVER).resolve() == handover_checkpoint(good).resolve()
+    assert handover_checkpoint(good).name.startswith('best_accuracy_top1')
 
     capsys.readouterr()
     assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
