@@ -541,8 +541,9 @@ def run_slurm(todo: list[Run], args: argparse.Namespace, table: AblationTable, w
             f'exec {shlex.join(report_command(table, work_dir, args))}', '']))
         # afterany: the report runs once every run has ended, whatever its outcome.
         report_id = sbatch(script, args, f'afterany:{":".join(ids)}' if ids else None)
+        where = Path(args.report_dir).resolve() if args.report_dir else REPO / 'reports'
         print(f'  report: queued as SLURM job {report_id} (after all runs end); '
-              f'writes reports/{table.name}/', flush=True)
+              f'writes {where / table.name}/', flush=True)
     print(f'{table.name}: {len([r for r in todo if r.job_id])} job(s) queued. Follow them with: '
           f'./run_all.sh status {table.name} --work-dir {work_dir}', flush=True)
 
