@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import pandas as pd
 
@@ -181,19 +181,6 @@ UNHASHED = ('some finished runs have no config hash in their record (made before
             'hashed): whether they match today\'s configs is unknown')
 
 
-def _stale_reason(seed_dir: Path, run: dict, table: AblationTable, row: str, task: str,
-                  seed: int, profile: str) -> Optional[str]:
-    """Why a finished run no longer matches today's config (``runs.identity``), or None."""
-    from runs.identity import stale_reason
-    upstream = None
-    if task != 'cls':
-        try:
-            upstream = runs.read_record(seed_dir.parents[1] / 'cls' / seed_dir.name)
-        except runs.RecordError:
-            upstream = None
-    return stale_reason(runs.RunKey.train(table.name, profile, row, task, seed), run, upstream)
-
-
 def reported_pick(record: dict) -> str:
     """'best' or 'last': the evaluation the paper reports for this run's recipe
     (ablations/recipes.py), 'last' when the record names no recipe."""
@@ -231,7 +218,9 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
             base['pick'] = pick
         state = runs.run_state(run, seed_dir)
         if state == 'finished' and run.get('config_hash'):
-            stale = _stale_reason(seed_dir, run, table, row, task, seed, profile)
+            from runs.identity import stale_reason
+            stale = stale_reason(runs.RunKey.train(table.name, profile, row, task, seed),
+                                 seed_dir, run)
             if stale:
                 state = 'stale'
                 warnings.append(f'{where}: stale, {stale}; not reported as current (rerun it '

@@ -80,6 +80,12 @@ class RunKey:
         return Path(work_dir) / self.table / self.profile / self.row / self.task / self.tag
 
 
+def cls_run_dir(run_dir: PathLike) -> Path:
+    """The dir of the classification run of the same row and seed, which det/seg start from."""
+    run_dir = Path(run_dir)
+    return run_dir.parents[1] / 'cls' / run_dir.name
+
+
 def table_root(work_dir: PathLike, table: str) -> Path:
     """``<work_dir>/<table>``, or ``work_dir`` itself when it already is that folder."""
     work_dir = Path(work_dir)
@@ -138,6 +144,14 @@ def read_record(run_dir: PathLike) -> Optional[dict]:
         raise RecordError(f'{path}: unknown status {record.get("status")!r}; valid: '
                           + ', '.join(RECORDED))
     return record
+
+
+def readable_record(run_dir: PathLike) -> Optional[dict]:
+    """The run's record, or None when there is none or it cannot be read."""
+    try:
+        return read_record(run_dir)
+    except RecordError:
+        return None
 
 
 def write_record(run_dir: PathLike, **fields: Any) -> dict:
@@ -232,10 +246,7 @@ def run_state(record: Optional[dict], run_dir: PathLike) -> str:
     state = recorded_state(record, run_dir)
     if state in ('queued', 'pending') and record and record.get('depends_on'):
         upstream_dir = Path(record['depends_on'])
-        try:
-            upstream = read_record(upstream_dir)
-        except RecordError:
-            return state
+        upstream = readable_record(upstream_dir)
         if upstream is not None and run_state(upstream, upstream_dir) in ('failed', 'blocked'):
             return 'blocked'
     return state

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from . import RunKey, config_hash
+from . import RunKey, cls_run_dir, config_hash, readable_record
 
 # A stand-in data root for configs built only to be hashed: paths are not part of the hash.
 _ANY_DATA_ROOT = Path('data')
@@ -25,8 +25,7 @@ def run_config(key: RunKey, *, data_root: Optional[Path], work_dir: Optional[Pat
     return cfg, config_hash(cfg, upstream)
 
 
-def stale_reason(key: RunKey, record: dict, upstream_record: Optional[dict] = None
-                 ) -> Optional[str]:
+def stale_reason(key: RunKey, run_dir: Path, record: dict) -> Optional[str]:
     """Why a finished run no longer matches what the table generates, or None when it does.
 
     Its own config is rebuilt with the GPU count and hand-over it ran with; a det/seg run is also
@@ -43,10 +42,14 @@ def stale_reason(key: RunKey, record: dict, upstream_record: Optional[dict] = No
         return f'its config no longer builds ({err})'
     if today != recorded:
         return 'its config changed since it ran'
-    if record.get('upstream_hash') and upstream_record is not None:
-        if upstream_record.get('config_hash') != record['upstream_hash']:
+    if record.get('upstream_hash') and key.task != 'cls':
+        cls_dir = cls_run_dir(run_dir)
+        upstream = readable_record(cls_dir)
+        if upstream is None:
+            return None
+        if upstream.get('config_hash') != record['upstream_hash']:
             return 'the classification run it started from was rerun since'
         cls_key = RunKey(key.table, key.profile, key.row, 'cls', key.tag)
-        if stale_reason(cls_key, upstream_record) is not None:
+        if stale_reason(cls_key, cls_dir, upstream) is not None:
             return 'the classification run it started from is stale'
     return None

@@ -150,13 +150,10 @@ def pretrained_for(run: Run) -> Optional[Path]:
     part of this invocation or has finished; None (random backbone) otherwise."""
     if run.key.task == 'cls':
         return None
-    cls_dir = run.dir.parents[1] / 'cls' / run.key.tag
+    cls_dir = runs.cls_run_dir(run.dir)
     if run.depends_on is not None and run.depends_on.action in ('run', 'queued', 'live'):
         return cls_dir / runs.HANDOVER
-    try:
-        record = runs.read_record(cls_dir)
-    except runs.RecordError:
-        return None
+    record = runs.readable_record(cls_dir)
     if record and runs.recorded_state(record, cls_dir) == 'finished':
         handover = cls_dir / runs.HANDOVER
         # (a run finished before hand-over links existed has none: pick its file the same way)
@@ -212,15 +209,8 @@ def decide(run: Run, args: argparse.Namespace, data_root: Path, queue: dict) -> 
         run.action = 'deferred'
         run.why = f'its cls run is {upstream.why}; run the table again once that has finished'
         return
-    upstream_record = None
-    if run.key.task != 'cls':
-        cls_dir = run.dir.parents[1] / 'cls' / run.key.tag
-        try:
-            upstream_record = runs.read_record(cls_dir)
-        except runs.RecordError:
-            upstream_record = None
     if state == 'finished':
-        reason = stale_reason(run.key, record, upstream_record)
+        reason = stale_reason(run.key, run.dir, record)
         if reason is None and not (upstream is not None and upstream.action == 'run'):
             run.action, run.why, run.config_hash = 'skip', 'finished', record['config_hash']
             return
@@ -331,8 +321,8 @@ def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
               f'{", after " + run.depends_on.name if run.depends_on else ""})')
         try:
             cfg, _ = run_config(run.key, data_root=data_root, work_dir=run.dir, gpus=run.gpus,
-                                pretrained=run.dir.parents[1] / 'cls' / run.key.tag /
-                                runs.HANDOVER if run.depends_on else None)
+                                pretrained=runs.cls_run_dir(run.dir) / runs.HANDOVER
+                                if run.depends_on else None)
         except Exception as err:
             print(f'    config does not build: {err}')
             continue

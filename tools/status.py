@@ -75,14 +75,8 @@ def run_state(key: RunKey, run_dir: Path, record: Optional[dict], queue: dict) -
         elif slurm_state is None and state in ('queued', 'running'):
             state = 'interrupted'  # SLURM no longer has it and it never recorded an end
             note = f'SLURM job {job} is gone'
-    upstream = None
-    if key.task != 'cls':
-        try:
-            upstream = runs.read_record(run_dir.parents[1] / 'cls' / run_dir.name)
-        except runs.RecordError:
-            upstream = None
     if state == 'finished' and record.get('config_hash'):
-        reason = stale_reason(key, record, upstream)
+        reason = stale_reason(key, run_dir, record)
         if reason:
             state, note = 'stale', reason
     return state, note
