@@ -57,7 +57,7 @@ env_python() {
 
 in_env() {
   # Run the environment's python from the repository root, so `backbones`, `ablations`,
-  # `reports` and `tools` import as packages.
+  # `runs`, `reports` and `tools` import as packages.
   local py
   py=$(env_python)
   cd "$ROOT"
@@ -102,7 +102,7 @@ case "$cmd" in
   report)
     in_env -m reports "$@" ;;
   status)
-    in_env -m tools.status "$@" ;;
+    in_env -m runs.status "$@" ;;
   eval)
     in_env -m tools.eval_checkpoint "$@" ;;
   plan)

@@ -4,7 +4,7 @@
     + smoke overlays (smoke only)   <task>_configs/smoke.py (data, schedule) and
                                     <task>_configs/<family>/smoke.py (reduced widths)
     + data root                     where the task's dataset lives (checked by check_data_root)
-    + the row's backbone overrides  ablations/ (the only place a row is defined)
+    + the row's backbone overrides  ablations/mambavision.py, mobilemamba.py (where rows live)
     + seed, work dir, pretrained backbone
     + the official global batch on the run's GPUs (full only): per-GPU batch x GPUs x gradient
       accumulation = the recipe's batch (ablations/recipes.py), else the lr scaled by the
@@ -20,8 +20,8 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
-from ablations import TASKS, AblationTable, Row, get_table
-from ablations.recipes import get_recipe, plan_batch
+from . import TASKS, AblationTable, Row, get_table
+from .recipes import get_recipe, plan_batch
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = ('smoke', 'full')
@@ -252,23 +252,3 @@ def describe_fidelity(record: dict) -> str:
     if record['deviations']:
         parts.append(f'{len(record["deviations"])} deviation(s)')
     return ', '.join(parts)
-
-
-def handover_checkpoint(cls_run_dir: Union[str, Path]) -> Optional[Path]:
-    """The checkpoint a det/seg run of the same row starts from: the cls run's best one.
-
-    Both ImageNet recipes report (and the papers' downstream runs start from) the best EMA epoch,
-    which ``save_best`` keeps however many regular checkpoints are pruned; its ``state_dict``
-    holds the EMA weights (mmengine's EMAHook swaps them in when saving). Without a best file
-    (a recipe that does not validate) the file named in ``last_checkpoint``. None if neither.
-    """
-    run_dir = Path(cls_run_dir)
-    best = sorted(run_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
-    if best:
-        return best[-1]
-    marker = run_dir / 'last_checkpoint'
-    if marker.exists():
-        path = Path(marker.read_text().strip())
-        if path.exists():
-            return path
-    return None

@@ -57,8 +57,20 @@ TABLE4 = AblationTable(
     ),
 )
 
+# Published (params M, GFLOPs) of each variant at 224 px with a 1000-class head.
+TABLE1_SOURCE = Source(_PAPER, _V2, 'Table 1')
+TABLE1_COMPLEXITY = {
+    'T': (31.8, 4.4),
+    'T2': (35.1, 5.1),
+    'S': (50.1, 7.5),
+    'B': (97.7, 15.0),
+    'L': (227.9, 34.9),
+    'L2': (241.5, 37.5),
+}
+TABLE1_SHAPE = (224, 224)
+
 _TABLE5_NOTE = 'S = self-attention block, M = MambaVision mixer block, stages 3-4.'
-_T_PARAMS = 31.8
+_T_PARAMS = TABLE1_COMPLEXITY['T'][0]
 
 
 def _pattern(name: str, slug: str, pattern: str, top1: float, **kw) -> Row:

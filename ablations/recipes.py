@@ -4,7 +4,7 @@ Each full config names its recipe (``recipe = '<name>'`` at the config's top lev
 the family base). The config holds the lr and the per-GPU batch of the official run; this module
 holds what a config cannot say about itself: the official global batch and GPU count, the rule by
 which the recipe scales its lr when the batch changes, where the facts come from, and the known
-deviations of our config from the official run. ``tools/row_config.py`` keeps the global batch at
+deviations of our config from the official run. ``ablations/compose.py`` keeps the global batch at
 any GPU count with gradient accumulation and records the run's fidelity.
 
 Per-variant MambaVision values (MESA, weight decay, warm-up, test crop) live in the variant

@@ -7,4 +7,7 @@ from . import ops
 from .mambavision import MambaVision, MambaVisionMixer
 from .mobilemamba import MobileMamba
 
-__all__ = ['ops', 'MambaVision', 'MambaVisionMixer', 'MobileMamba']
+# Each family's name on the command line and its registered backbone type.
+MODEL_TYPES = {'mambavision': 'MambaVision', 'mobilemamba': 'MobileMamba'}
+
+__all__ = ['ops', 'MambaVision', 'MambaVisionMixer', 'MobileMamba', 'MODEL_TYPES']

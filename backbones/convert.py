@@ -1,35 +1,21 @@
-"""Convert an official checkpoint into one this suite's configs load.
-
-    python tools/convert_checkpoint.py {mambavision,mobilemamba} SRC DST
-        [--arch T | --config CONFIG] [--ema] [--strict]
-
-SRC: an official file (ImageNet, or an mmdet/mmseg downstream one). Its weights are taken from
-"state_dict", else "model", else "net", else the file itself (``--ema``: "state_dict_ema" or
-"net_E" first), with any "module." prefix stripped; the family's ``convert_official_state_dict`` renames them. DST gets
-``{'state_dict': ..., 'meta': ...}`` (mmengine's layout): ``mmpretrain.apis.init_model(cfg, DST)``
-loads an ImageNet one, ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``
-a backbone. The keys are then checked against our model, built from ``--config`` (its whole
-``model``), or from ``--arch`` (inferred from the weights when not given, for MambaVision):
-missing and unexpected keys and shape mismatches are listed. A file that is not a checkpoint,
-a checkpoint of the other family, a bad arch or config: a one-line error and exit status 2.
+"""Official checkpoints into this suite's layout: read a file, unwrap its weights (EMA or not),
+tell its family and variant from the key names, rename with the family's
+``convert_official_state_dict``, and compare the keys with our model's. The command line is
+``tools/convert_checkpoint.py``; ``runs.evaluate`` uses the same functions.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import re
-import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from . import MODEL_TYPES
+from .build import build_model_from_config
 
 FAMILIES = {'mambavision': 'backbones.mambavision', 'mobilemamba': 'backbones.mobilemamba'}
-MODEL_TYPE = {'mambavision': 'MambaVision', 'mobilemamba': 'MobileMamba'}
 
 
 class CheckpointError(ValueError):
@@ -123,7 +109,7 @@ def convert(family: str, state_dict: dict) -> dict:
 
 def infer_mambavision_arch(state_dict: dict) -> Optional[str]:
     """The MambaVision variant whose widths and depths these (converted) weights have."""
-    from backbones.mambavision import ARCH_SETTINGS
+    from .mambavision import ARCH_SETTINGS
     prefix = 'backbone.'
     stem = state_dict.get(prefix + 'patch_embed.conv_down.3.weight')
     if stem is None:
@@ -149,10 +135,8 @@ def reference_state_dict(family: str, converted: dict, arch: Optional[str] = Non
     the detector's/segmentor's own and are left unchecked.
     """
     if config is not None:
-        from tools.complexity import build_model_from_config
         return build_model_from_config(config).state_dict(), f'config {config}'
-    import backbones  # noqa: F401  (registers the backbones)
-    from mmengine.registry import MODELS
+    from mmengine.registry import MODELS  # the backbones registered themselves there
     if family == 'mambavision':
         arch = arch or infer_mambavision_arch(converted)
         if arch is None:
@@ -173,10 +157,10 @@ def reference_state_dict(family: str, converted: dict, arch: Optional[str] = Non
         return ref, f'MambaVision-{arch} {what}'
     if arch is None:
         raise ValueError('pass --arch (or --config) to check the keys of this family')
-    backbone = MODELS.build(dict(type=MODEL_TYPE[family], arch=arch))
+    backbone = MODELS.build(dict(type=MODEL_TYPES[family], arch=arch))
     ref = {'backbone.' + k: v for k, v in backbone.state_dict().items()}
     if 'head.l.weight' in converted:  # an ImageNet MobileMamba file: its BN1d + Linear head
-        from backbones.mobilemamba import BNLinear
+        from .mobilemamba import BNLinear
         head = BNLinear(backbone.embed_dims[-1], converted['head.l.weight'].shape[0])
         ref.update({'head.' + k: v for k, v in head.state_dict().items()})
         return ref, f'{family}-{arch} classifier'
@@ -202,61 +186,3 @@ def compare_keys(converted: dict, reference: dict, checked_prefixes: Optional[tu
                     and tuple(converted[k].shape) != tuple(reference[k].shape))
     return dict(missing=missing, unexpected=sorted(extra), shape_mismatch=shapes,
                 unchecked=unchecked)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('family', choices=sorted(FAMILIES))
-    parser.add_argument('src')
-    parser.add_argument('dst')
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument('--arch', help='variant to check the keys against (default: inferred)')
-    group.add_argument('--config', help='config whose model to check the keys against')
-    parser.add_argument('--ema', action='store_true',
-                        help='take the EMA weights ("state_dict_ema", "net_E") if present')
-    parser.add_argument('--strict', action='store_true',
-                        help='exit with status 1 on any missing/unexpected key or shape mismatch')
-    args = parser.parse_args(argv)
-    try:
-        return _convert_and_check(args)
-    except (ValueError, OSError) as err:
-        # A user mistake (bad file, arch, family or config): one line, exit 2.
-        print(f'convert_checkpoint: error: {str(err).splitlines()[0]}', file=sys.stderr)
-        sys.exit(2)
-
-
-def _convert_and_check(args: argparse.Namespace) -> dict:
-    if args.config is not None and not Path(args.config).is_file():
-        raise CheckpointError(f'--config {args.config}: no such file')
-    weights = load_official(args.src, args.ema)
-    found = detect_family(weights)
-    if found is not None and found != args.family:
-        raise CheckpointError(f'{args.src} holds {found} weights, not {args.family}; '
-                              f'run: convert_checkpoint.py {found} ...')
-    converted = convert(args.family, weights)
-    reference, what = reference_state_dict(args.family, converted, args.arch, args.config)
-    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(converted_from=str(args.src), family=args.family,
-                converter=f'{FAMILIES[args.family]}.convert_official_state_dict')
-    torch.save(dict(state_dict=converted, meta=meta), args.dst)
-    print(f'wrote {len(converted)} tensors to {args.dst}')
-
-    prefixes = None if args.config else ('backbone.', 'head.')
-    report = compare_keys(converted, reference, prefixes)
-    print(f'checked against {what}:')
-    for name in ('missing', 'unexpected', 'shape_mismatch'):
-        keys = report[name]
-        print(f'  {name} keys ({len(keys)}){":" if keys else ""}')
-        for key in keys:
-            print(f'    {key}')
-    if report['unchecked']:
-        print(f'  not checked ({len(report["unchecked"])} keys outside the backbone, e.g. '
-              f'{report["unchecked"][0]})')
-    bad = report['missing'] or report['unexpected'] or report['shape_mismatch']
-    if args.strict and bad:
-        sys.exit(1)
-    return report
-
-
-if __name__ == '__main__':
-    main()

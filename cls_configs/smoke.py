@@ -1,6 +1,6 @@
 # Smoke overlay for classification: the tiny generated ImageNet-layout data (4 classes, 64 px),
 # a few hundred images seen once or twice, CPU-friendly settings. Merged onto any cls base config
-# by tools/row_config.py; never a reproduction, only a check that every part of the pipeline works.
+# by ablations/compose.py; never a reproduction, only a check that every part of the pipeline works.
 _img_size = 64
 _train_pipeline = [
     dict(type='LoadImageFromFile'),

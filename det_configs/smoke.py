@@ -1,5 +1,5 @@
 # Smoke overlay for detection: the tiny generated COCO-format shapes data (3 classes, 128 px),
-# 40 iterations on CPU. Merged onto any det base config by tools/row_config.py.
+# 40 iterations on CPU. Merged onto any det base config by ablations/compose.py.
 _classes = ('rectangle', 'ellipse', 'triangle')
 _train_pipeline = [
     dict(type='LoadImageFromFile'),

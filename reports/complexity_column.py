@@ -1,7 +1,7 @@
 """Params and FLOPs of each row's model, for the columns beside the metrics.
 
-The reporter knows nothing of models: the row's config comes from ``tools/row_config.py`` and
-the count from ``tools/complexity.py``, both imported only here and only when asked, so a
+The reporter knows nothing of models: the row's config comes from ``ablations.compose`` and
+the count from ``backbones.complexity``, both imported only here and only when asked, so a
 missing toolkit turns into an ``error: ...`` cell instead of a missing report. Results are
 cached per row in the output folder, keyed by the model config and input size.
 """
@@ -21,7 +21,7 @@ PROFILE = 'full'
 
 def row_model_config(table: str, row: str):
     """The row's classification config (mmengine Config) in the full profile."""
-    from tools.row_config import build_row_config
+    from ablations.compose import build_row_config
 
     # The full profile asks where the data lives; counting a model reads no data.
     return build_row_config(table, row, 'cls', profile=PROFILE, data_root='data')
@@ -29,25 +29,13 @@ def row_model_config(table: str, row: str):
 
 def measure_model(cfg, input_size: int) -> dict:
     """Build ``cfg.model`` through its toolkit's registry and count it at ``input_size``."""
-    import tools.complexity as complexity
-    build = getattr(complexity, 'build_model_from_config', None) or _build_model
-    model = build(cfg)
+    from backbones.build import build_model_from_config
+    from backbones.complexity import measure_complexity
+    model = build_model_from_config(cfg)
     model.eval()
     # (C, H, W): one image, no batch dimension, at the paper's input size.
-    result = complexity.measure_complexity(model, (3, input_size, input_size))
+    result = measure_complexity(model, (3, input_size, input_size))
     return dict(params=int(result['params']), flops=int(result['flops']))
-
-
-def _build_model(cfg):
-    """``cfg.model`` from the root registry, switched to the config's toolkit scope."""
-    from mmengine.registry import MODELS
-    from mmengine.utils import import_modules_from_strings
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**cfg['custom_imports'])
-    # _scope_ makes the root registry import and search the toolkit's (mmpretrain's) registry.
-    model_cfg = dict(cfg['model'])
-    model_cfg.setdefault('_scope_', cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(model_cfg)
 
 
 def _config_key(cfg, input_size: int) -> str:

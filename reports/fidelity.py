@@ -1,6 +1,6 @@
 """The recipe as run, and its deviations from the official one, for a table's report.
 
-Input: the ``fidelity`` dicts that ``tools/row_config.py`` attaches to each run's config (and the
+Input: the ``fidelity`` dicts that ``ablations.compose`` attaches to each run's config (and the
 runner stores in ``run.json``), keyed by (row, task). Output: text lines a report prints under
 its table: one "recipe as run" line per task, and numbered footnotes for the deviations, with the
 marks to put beside the cells they affect.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from tools.row_config import describe_fidelity
+from ablations.compose import describe_fidelity
 
 
 def recipe_block(records: Mapping[tuple[str, str], dict]) -> list[str]:

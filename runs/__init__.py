@@ -17,16 +17,19 @@ generates today is ``stale``; a run with no record is ``pending``.
 """
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import hashlib
 import json
 import os
 import re
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+REPO = Path(__file__).resolve().parent.parent
 RECORD = 'run.json'
 LOCK = '.lock'
 CONFIG = 'config.py'
@@ -252,6 +255,28 @@ def run_state(record: Optional[dict], run_dir: PathLike) -> str:
     return state
 
 
+# --- the hand-over from a cls run to its det/seg runs --------------------------------------
+
+def handover_checkpoint(cls_run_dir: PathLike) -> Optional[Path]:
+    """The checkpoint a det/seg run of the same row starts from: the cls run's best one.
+
+    Both ImageNet recipes report (and the papers' downstream runs start from) the best EMA epoch,
+    which ``save_best`` keeps however many regular checkpoints are pruned; its ``state_dict``
+    holds the EMA weights (mmengine's EMAHook swaps them in when saving). Without a best file
+    (a recipe that does not validate) the file named in ``last_checkpoint``. None if neither.
+    """
+    run_dir = Path(cls_run_dir)
+    best = sorted(run_dir.glob('best_*.pth'), key=lambda p: p.stat().st_mtime)
+    if best:
+        return best[-1]
+    marker = run_dir / 'last_checkpoint'
+    if marker.exists():
+        path = Path(marker.read_text().strip())
+        if path.exists():
+            return path
+    return None
+
+
 # --- config identity ------------------------------------------------------------------------
 
 # Keys whose values are locations, not recipe: two runs that differ only there are the same run.
@@ -278,3 +303,27 @@ def config_hash(cfg: Any, upstream: Optional[str] = None) -> str:
     data = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
     text = json.dumps([_canonical(data), upstream], sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- small facts every run's record carries --------------------------------------------------
+
+def now() -> str:
+    """The record's timestamps: local time to the second, ISO 8601."""
+    return dt.datetime.now().isoformat(timespec='seconds')
+
+
+def git_commit() -> Optional[str]:
+    """The suite's commit (``-dirty`` when tracked files differ from it); None outside git."""
+    try:
+        out = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', str(REPO), 'status', '--porcelain', '-uno'],
+                               capture_output=True, text=True).stdout.strip()
+        return out + ('-dirty' if dirty else '')
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def split_csv(value: Optional[str]) -> list[str]:
+    """``'a, b,,c'`` -> ``['a', 'b', 'c']`` (``--rows``, ``--tasks``, ``--gpus`` lists)."""
+    return [v.strip() for v in (value or '').split(',') if v.strip()]

@@ -1,13 +1,10 @@
-"""Evaluate a checkpoint in an ablation row's config: ``./run_all.sh eval``.
-
-    python -m tools.eval_checkpoint TABLE --rows R[,R2] --checkpoint FILE [--tasks cls|det|seg]
-        [--profile smoke|full] [--data-root DIR] [--work-dir DIR] [--fuse-bn] [--no-ema]
-        [--launcher none|pytorch|slurm] [--gpus N] [--partition P] [--force]
+"""Evaluate a checkpoint in an ablation row's config: the engine of ``./run_all.sh eval``
+(command line: ``tools/eval_checkpoint.py``).
 
 FILE may be an official checkpoint of either family (ImageNet, or an mmdet/mmseg downstream
 one) or one of this suite's own: the family is read from its keys and must be the table's, an
 official one is converted with the family's ``convert_official_state_dict``
-(tools/convert_checkpoint.py) and ours goes in unchanged. The EMA weights are taken when the
+(``backbones.convert``) and ours goes in unchanged. The EMA weights are taken when the
 file has them (the papers report the EMA model; ``--no-ema``: the plain ones). Every key is then
 checked against the model the row's config builds: a checkpoint of the wrong family, variant or
 task is a one-line error with a summary of the missing and unexpected keys (exit 2), never a
@@ -27,29 +24,28 @@ metrics. A finished eval of the same file with the same options is not run again
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import os
 import shlex
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-from ablations import METRICS, TABLES, TASKS, AblationTable, get_table
-from runs import RunKey, RunLock, read_record, write_record
-from tools.convert_checkpoint import (EMA_KEYS, CheckpointError, compare_keys, convert,
-                                      detect_family, read_checkpoint, summarize_keys, unwrap)
-from tools.launch import distributed_command
-from tools.row_config import DEFAULT_SMOKE_DATA, PROFILES, REPO, build_row_config
-
-LAUNCHERS = ('none', 'pytorch', 'slurm')
-GPUS_PER_NODE = int(os.environ.get('GPUS_PER_NODE', 8))
-FAMILY_NAMES = {'mambavision': 'MambaVision', 'mobilemamba': 'MobileMamba'}
+from ablations import METRICS, AblationTable, get_table
+from ablations.compose import DEFAULT_SMOKE_DATA, build_row_config
+from backbones import MODEL_TYPES as FAMILY_NAMES
+from backbones.build import build_model_from_config, fuse_bn, load_weights
+from backbones.convert import (EMA_KEYS, compare_keys, convert, detect_family, read_checkpoint,
+                               summarize_keys, unwrap)
+from runs import (REPO, RunKey, RunLock, git_commit, now, read_record, split_csv,
+                  write_record)
+from runs.launch import distributed_command, python_env
+from runs.slurm import GPUS_PER_NODE
+from runs.tiny_datasets import make_tiny_datasets
 # Where the weights came from (run.json's converted_from). 'ours': already in this suite's
 # layout, loaded unchanged (the official MambaVision mmdet/mmseg files share that layout).
 CONVERTED_FROM = ('official-mambavision', 'official-mobilemamba', 'ours')
@@ -128,7 +124,6 @@ def _candidates(table: AblationTable, row: str, task: str, profile: str, data_ro
 def fit_model(weights: Weights, table: AblationTable, row: str, task: str, profile: str,
               data_root: Path, path: Path):
     """The first candidate config whose model the weights fit exactly; EvalError otherwise."""
-    from tools.complexity import build_model_from_config
     problems = []
     for label, cfg in _candidates(table, row, task, profile, data_root):
         reference = build_model_from_config(cfg).state_dict()
@@ -171,16 +166,24 @@ def read_metrics(path: Path) -> dict:
     return lines[-1] if lines else {}
 
 
-def _now() -> str:
-    return dt.datetime.now().isoformat(timespec='seconds')
+def run_test(cfg, state_dict: dict, fuse: bool = False) -> dict:
+    """mmengine's test loop on ``cfg`` with ``state_dict`` loaded; the metrics it returns.
 
-
-def _commit() -> Optional[str]:
-    try:
-        return subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    The weights go into the built model before the loop, not through ``load_from``: mmengine
+    loads that non-strictly and would only warn about a missing key. ``fuse``: fold the model's
+    BatchNorms first (MobileMamba's inference protocol).
+    """
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner import Runner
+    cfg = cfg.copy()
+    cfg.load_from = None
+    cfg.resume = False
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    load_weights(model, state_dict)
+    if fuse:
+        fuse_bn(model)
+    return runner.test()
 
 
 def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weights: Weights,
@@ -210,11 +213,10 @@ def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weight
                      checkpoint_sha256=sha256, converted_from=weights.converted_from,
                      weights_key=weights.weights_key, **options, config=str(config_path),
                      launcher=args.launcher, gpus=args.gpus, host=socket.gethostname(),
-                     pid=os.getpid(), commit=_commit(), started=_now(), ended=None,
+                     pid=os.getpid(), commit=git_commit(), started=now(), ended=None,
                      returncode=None, error=None, metrics=None, test_json=None)
         try:
             if args.launcher == 'none':
-                from tools.test import run_test
                 run_test(cfg, weights.state_dict, args.fuse_bn)
             else:
                 weights_path = run_dir / 'weights.pth'
@@ -227,20 +229,18 @@ def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weight
                     args.launcher, args.gpus, args.partition, f'eval-{table.name}-{row}',
                     str(run_dir))
                 print('$ ' + shlex.join(command), flush=True)
-                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    p for p in (str(REPO), os.environ.get('PYTHONPATH')) if p))
-                subprocess.run(command, cwd=REPO, env=env, check=True)
+                subprocess.run(command, cwd=REPO, env=python_env(), check=True)
         except KeyboardInterrupt:
-            write_record(run_dir, status='interrupted', ended=_now())
+            write_record(run_dir, status='interrupted', ended=now())
             raise
         except Exception as err:  # noqa: BLE001  (recorded; the next (row, task) goes on)
-            write_record(run_dir, status='failed', returncode=1, ended=_now(),
+            write_record(run_dir, status='failed', returncode=1, ended=now(),
                          error=f'{type(err).__name__}: {err}'.splitlines()[0])
             print(f'  FAILED: {type(err).__name__}: {err}', flush=True)
             return 'failed', run_dir
         log = test_json(run_dir)
         metrics = read_metrics(log) if log else {}
-        write_record(run_dir, status='finished', returncode=0, ended=_now(), metrics=metrics,
+        write_record(run_dir, status='finished', returncode=0, ended=now(), metrics=metrics,
                      test_json=str(log) if log else None)
         return 'finished', run_dir
 
@@ -257,46 +257,12 @@ def published_line(table: AblationTable, row: str, task: str, metrics: dict) -> 
     return ', '.join(parts)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog='run_all.sh eval',
-        description='Evaluate a checkpoint (official or ours) in an ablation row\'s config.')
-    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}')
-    parser.add_argument('--rows', required=True, help='comma-separated row slugs')
-    parser.add_argument('--tasks', help=f'one of {", ".join(TASKS)} (default: the task the '
-                                        f'checkpoint\'s keys show)')
-    parser.add_argument('--checkpoint', required=True, help='the checkpoint file')
-    parser.add_argument('--profile', default='smoke', choices=PROFILES,
-                        help='smoke (default): generated tiny data; full: the real dataset')
-    parser.add_argument('--data-root', help='datasets root (full profile; smoke: generated)')
-    parser.add_argument('--work-dir', default=str(REPO / 'work_dirs'))
-    parser.add_argument('--fuse-bn', action='store_true',
-                        help='MobileMamba: fold BatchNorms before evaluating')
-    parser.add_argument('--no-ema', action='store_true',
-                        help='take the plain weights even when the file has EMA ones')
-    parser.add_argument('--launcher', default='none', choices=LAUNCHERS)
-    parser.add_argument('--gpus', type=int, default=1, help='GPUs (pytorch/slurm)')
-    parser.add_argument('--partition', help='SLURM partition for srun')
-    parser.add_argument('--force', action='store_true', help='evaluate again even if finished')
-    args = parser.parse_args(argv)
-    if args.gpus < 1:
-        parser.error(f'--gpus must be at least 1, got {args.gpus}')
-    if args.launcher == 'none' and args.gpus > 1:
-        parser.error('--gpus > 1 needs --launcher pytorch or slurm')
-    args.work_dir = Path(args.work_dir).expanduser().resolve()
-    return args
-
-
-def _split(value: Optional[str]) -> list[str]:
-    return [v.strip() for v in (value or '').split(',') if v.strip()]
-
-
 def run(args: argparse.Namespace) -> int:
     table = get_table(args.table)
-    rows = [table.row(r).slug for r in _split(args.rows)]
+    rows = [table.row(r).slug for r in split_csv(args.rows)]
     if not rows:
         raise EvalError(f'--rows is empty; valid rows: {", ".join(r.slug for r in table.rows)}')
-    tasks = _split(args.tasks)
+    tasks = split_csv(args.tasks)
     if len(tasks) > 1 or (tasks and tasks[0] not in table.tasks):
         raise EvalError(f'--tasks {args.tasks!r}: give one of {table.name}\'s tasks: '
                         f'{", ".join(table.tasks)}')
@@ -320,7 +286,6 @@ def run(args: argparse.Namespace) -> int:
                         f'{", ".join(TASK_KEYS[weights.task])}), not {task}')
     data_root = Path(args.data_root or DEFAULT_SMOKE_DATA).expanduser().resolve()
     if args.profile == 'smoke' and not args.data_root:
-        from tools.make_tiny_datasets import make_tiny_datasets
         make_tiny_datasets(data_root)
     sha256 = sha256_of(checkpoint)
     print(f'{checkpoint.name} (sha256 {sha256[:12]}): {FAMILY_NAMES[weights.family]} '
@@ -338,19 +303,3 @@ def run(args: argparse.Namespace) -> int:
         if outcome in ('failed', 'locked'):
             status = 1
     return status
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (EvalError, CheckpointError, ValueError, FileNotFoundError) as err:
-        print(f'run_all.sh eval: error: {err}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        return 130
-
-
-if __name__ == '__main__':
-    sys.exit(main())

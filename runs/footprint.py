@@ -7,32 +7,22 @@ into ``state_dict``, the raw ones into ``ema_state_dict``). The best checkpoint 
 is written without the optimizer. The run keeps ``max_keep_ckpts`` regular checkpoints plus the
 best one, and briefly one more while a new one is written before the oldest is removed.
 
-    from tools.footprint import checkpoint_footprint, table_footprint
+    from runs.footprint import checkpoint_footprint, table_footprint
     checkpoint_footprint(cfg)  # dict(bytes_per_checkpoint, kept, total_bytes, peak_bytes, ...)
 """
 from __future__ import annotations
 
-import importlib
 from typing import Iterable, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
+
+from backbones.build import build_model_from_config
 
 # Moments per trainable parameter in each optimizer's state.
 OPTIMIZER_MOMENTS = {'AdamW': 2, 'Adam': 2, 'Lamb': 2, 'SGD': 1}
 # Pickle and metadata per stored tensor (names, sizes, the optimizer's per-parameter step).
 TENSOR_OVERHEAD_BYTES = 600
-
-
-def _build_model(cfg: Config) -> torch.nn.Module:
-    for module in (cfg.get('custom_imports') or {}).get('imports', []):
-        importlib.import_module(module)
-    scope = cfg.get('default_scope', 'mmengine')
-    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(cfg.model)
 
 
 def _state_bytes(model: torch.nn.Module) -> tuple[int, int, int]:
@@ -46,7 +36,7 @@ def _state_bytes(model: torch.nn.Module) -> tuple[int, int, int]:
 
 def checkpoint_footprint(cfg: Config, model: Optional[torch.nn.Module] = None) -> dict:
     """Expected checkpoint bytes of a run of ``cfg`` (the model is built unless given)."""
-    model = _build_model(cfg) if model is None else model
+    model = build_model_from_config(cfg) if model is None else model
     state_bytes, trainable, tensors = _state_bytes(model)
     copies = 2 if any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks') or []) else 1
     opt = cfg.optim_wrapper.optimizer

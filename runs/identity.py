@@ -1,13 +1,15 @@
 """A run's config as the table generates it today, and whether a finished run still matches it.
 
 Both the runner (before it skips a finished run) and the readers (``status``, the reporter) ask
-here, so that "stale" means one thing. Builds configs, so it needs the toolkits; ``runs`` alone
-does not.
+here, so that "stale" means one thing. Builds configs (``ablations.compose``), so it needs
+mmengine; ``runs`` alone does not.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
+
+from ablations.compose import build_row_config
 
 from . import RunKey, cls_run_dir, config_hash, readable_record
 
@@ -18,7 +20,6 @@ _ANY_DATA_ROOT = Path('data')
 def run_config(key: RunKey, *, data_root: Optional[Path], work_dir: Optional[Path],
                gpus: int = 1, pretrained: Optional[Path] = None, upstream: Optional[str] = None):
     """(config, hash) of one training run."""
-    from tools.row_config import build_row_config
     cfg = build_row_config(key.table, key.row, key.task, profile=key.profile,
                            data_root=data_root if data_root is not None else _ANY_DATA_ROOT,
                            work_dir=work_dir, seed=key.seed, pretrained=pretrained, gpus=gpus)

@@ -1,7 +1,7 @@
 """One run, start to end: the process both executors start for a run dir (the local executor as
 a child, SLURM from the run's batch script).
 
-    python -m tools.job RUN_DIR
+    python -m runs.job RUN_DIR
 
 It takes the run's lock (see ``runs.RunLock``) and hands it to the training process it starts, so
 the lock is free only once both are gone; a second job for the same run finds it held, says who
@@ -18,7 +18,6 @@ The training dies with this process (PR_SET_PDEATHSIG) if it is killed outright.
 from __future__ import annotations
 
 import ctypes
-import datetime as dt
 import os
 import re
 import shlex
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 import runs
+from runs import handover_checkpoint, now
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another live process owns this run
 _PR_SET_PDEATHSIG = 1
@@ -44,10 +44,6 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the run lock still keeps reruns off
         pass
-
-
-def now() -> str:
-    return dt.datetime.now().isoformat(timespec='seconds')
 
 
 # --- checkpoints ----------------------------------------------------------------------------
@@ -97,8 +93,8 @@ def repair_resume_point(run_dir: Path) -> Optional[str]:
 
 def link_handover(run_dir: Path) -> Optional[Path]:
     """Point ``final.pth`` at the checkpoint the row's det/seg runs start from (the recipe's
-    choice: tools.row_config.handover_checkpoint), as a relative link so the work dir can move."""
-    from tools.row_config import handover_checkpoint
+    choice: ``runs.handover_checkpoint``), as a relative link so the work dir can
+    move."""
     target = handover_checkpoint(run_dir)
     if target is None:
         return None
@@ -207,7 +203,7 @@ def run_job(run_dir: Path) -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print('usage: python -m tools.job RUN_DIR', file=sys.stderr)
+        print('usage: python -m runs.job RUN_DIR', file=sys.stderr)
         return 2
     return run_job(Path(argv[0]))
 

@@ -1,11 +1,15 @@
-"""How a training or test script runs on several GPUs: one definition for tools/run_table.py and
-tools/eval_checkpoint.py (as mmdet's dist_train.sh / slurm_train.sh do it)."""
+"""How a training or test script runs on several GPUs: one definition for the table's executors
+(``runs.graph.train_command``) and eval (``runs.evaluate``), as mmdet's dist_train.sh /
+slurm_train.sh do it; and the environment every child process of the suite gets."""
 from __future__ import annotations
 
+import os
 import sys
 import zlib
 from pathlib import Path
 from typing import Sequence
+
+from runs import REPO
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 
@@ -24,3 +28,10 @@ def distributed_command(script: Path, script_args: Sequence[str], launcher: str,
     if launcher == 'slurm' and gpus > 1:
         return ['srun', *srun_options, '--kill-on-bad-exit=1', *command, '--launcher', 'slurm']
     return command
+
+
+def python_env() -> dict[str, str]:
+    """This process's environment with the repository first on PYTHONPATH, so that a child
+    started anywhere (a run's job, a pilot, torchrun's workers) imports the suite's packages."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get('PYTHONPATH')) if p))

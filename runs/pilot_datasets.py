@@ -1,8 +1,8 @@
 """Generated data at the real datasets' image sizes and in their real on-disk formats, for the
-pilots of full-profile runs (tools/plan.py): the full training pipelines (RandomResizedCrop,
+pilots of full-profile runs (``runs.planner``): the full training pipelines (RandomResizedCrop,
 RandAugment, multi-scale resize, crops...) then do the work they do on the real data.
 
-Under ``ROOT``, one dataset per task, in the layout tools/row_config.DATA_LAYOUT describes:
+Under ``ROOT``, one dataset per task, in the layout ``ablations.compose.DATA_LAYOUT`` describes:
 
 - ``imagenet/{train,val}/<wnid>/*.JPEG`` + ``imagenet/meta/{train,val}.txt``: JPEGs of
   ImageNet's typical 500x375 / 375x500, labels spread over the 1000 classes.
@@ -16,12 +16,9 @@ A few distinct images per dataset are drawn (from a fixed seed); the rest of the
 count are hard links to them, so asking for thousands of training images costs little disk. A
 stamp per task records the version and the count; a tree with at least the requested count is
 reused.
-
-    python -m tools.make_pilot_data --root DIR --tasks cls,det,seg --train-images 1280
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -31,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tools.make_tiny_datasets import _colourise, _shape_polygon, _texture
+from runs.tiny_datasets import _colourise, _shape_polygon, _texture
 
 VERSION = 1
 TASKS = ('cls', 'det', 'seg')
@@ -211,17 +208,3 @@ def make_pilot_data(root: str | Path, tasks: Sequence[str] = TASKS, train_images
              np.random.default_rng(20240708 + TASKS.index(task)))
         stamp.write_text(json.dumps(dict(version=VERSION, train_images=train_images)))
     return root
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--root', required=True)
-    parser.add_argument('--tasks', default=','.join(TASKS))
-    parser.add_argument('--train-images', type=int, default=256)
-    parser.add_argument('--force', action='store_true', help='regenerate even if present')
-    args = parser.parse_args()
-    print(make_pilot_data(args.root, args.tasks.split(','), args.train_images, args.force))
-
-
-if __name__ == '__main__':
-    main()

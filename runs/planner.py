@@ -1,13 +1,12 @@
 """Pilot every full-profile run of a table at its real size on this machine's device, and
 estimate what the table costs before a cluster is booked.
 
-    ./run_all.sh plan <table> [--rows R1,R2] [--tasks cls,det,seg] [--gpus 8[,32...]]
-        [--iters N] [--gpu-mem GiB] [--out DIR] [--data-dir DIR]
+The engine of ``./run_all.sh plan`` (command line: ``tools/plan.py``).
 
 For each (row, task) of the table:
 
-1. build the run's full config (tools.row_config, profile 'full'), pointed at generated data of
-   the real image sizes in the real formats (tools.make_pilot_data), so the whole training
+1. build the run's full config (``ablations.compose``, profile 'full'), pointed at generated data of
+   the real image sizes in the real formats (``runs.pilot_datasets``), so the whole training
    pipeline runs as on the real data;
 2. train it with the real mmengine Runner for ``--iters`` iterations, in a process of its own
    (peak memory is per process): no validation, no checkpoints; loop, batch, pipeline, model,
@@ -30,13 +29,12 @@ Assumptions, also written into plan.json and plan.md:
 - One seed per run; multiply by the seeds you train.
 
 A run that fails in the pilot is reported with its error and its log, the others go on, and the
-exit status is 1. Bad input: a one-line error, exit 2.
+exit status is 1.
 
 Use :func:`load_plan` to read a written plan, and :func:`estimate_at` for any GPU count.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
@@ -50,9 +48,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ablations import TABLES, AblationTable, get_table
+from ablations import AblationTable
+from ablations.compose import build_row_config
+from runs import REPO, git_commit
+from runs.launch import python_env
+from runs.pilot_datasets import make_pilot_data
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO / 'data' / 'pilot'
 PILOT_WORK_DIR = REPO / 'work_dirs' / 'plan'
 PLAN_JSON = 'plan.json'
@@ -146,9 +147,9 @@ def table_totals(entries: dict[str, dict], gpus: int) -> dict:
 def full_config(table: str, row: str, task: str, data_root: Path, work_dir: Path, gpus: int,
                 cfg_options: Optional[dict] = None):
     """The run's full-profile config, the one place this module builds it, plus ``cfg_options``
-    (key=value overrides, as tools/train.py's). ``gpus``: the GPU count the estimate is for (the
-    recipe keeps its global batch there: per-GPU batch x gpus x accumulation)."""
-    from tools.row_config import build_row_config
+    (key=value overrides, as tools/train.py's ``--cfg-options``). ``gpus``: the GPU count the
+    estimate is for (the recipe keeps its global batch there: per-GPU batch x gpus x
+    accumulation)."""
     cfg = build_row_config(table, row, task, profile='full', data_root=data_root,
                            work_dir=work_dir, gpus=gpus)
     if cfg_options:
@@ -320,14 +321,12 @@ def run_pilot(table: str, row: str, task: str, data_root: Path, iters: int, gpus
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     log, result_path = work_dir / 'pilot.log', work_dir / 'pilot.json'
-    command = [sys.executable, '-m', 'tools.plan', '_pilot', table, row, task, str(data_root),
+    command = [sys.executable, '-m', 'runs.planner', table, row, task, str(data_root),
                str(work_dir), str(iters), str(gpus), str(result_path),
                json.dumps(cfg_options or {})]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get('PYTHONPATH')) if p))
     start = time.monotonic()
     with open(log, 'w') as out:
-        returncode = subprocess.run(command, cwd=REPO, env=env, stdout=out,
+        returncode = subprocess.run(command, cwd=REPO, env=python_env(), stdout=out,
                                     stderr=subprocess.STDOUT).returncode
     entry: dict[str, Any] = dict(status='failed')
     if result_path.exists():
@@ -349,7 +348,6 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
                iters: int, gpu_mem: Optional[float], out: Path, data_dir: Path,
                cfg_options: Optional[dict] = None, work_root: Path = PILOT_WORK_DIR) -> int:
     """Pilot the runs, write plan.json and plan.md under ``out``; 1 if a pilot failed."""
-    from tools.make_pilot_data import make_pilot_data
     device, device_mem = _device_name(), _device_memory_gib()
     gpu_mem = gpu_mem or device_mem or CPU_GPU_MEM_GIB
     runs = [(row, task) for row in rows for task in tasks]
@@ -379,7 +377,7 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
             print(f'  FAILED: {entry["error"]} (log: {entry["log"]})', flush=True)
     plan = dict(
         table=table.name, created=dt.datetime.now().isoformat(timespec='seconds'),
-        host=socket.gethostname(), commit=_git_commit(), device=device,
+        host=socket.gethostname(), commit=git_commit(), device=device,
         device_mem_gib=device_mem, gpu_mem_gib=gpu_mem, iters=iters, gpus=list(gpus),
         data_dir=str(data_dir), cfg_options=cfg_options or {},
         wall_seconds=round(time.monotonic() - start, 1),
@@ -407,14 +405,6 @@ def _flags(entry: dict, gpu_mem: float) -> list[str]:
     if entry['peak_mem_gib'] > gpu_mem:
         flags.append(f'memory {entry["peak_mem_gib"]:.1f} > {gpu_mem:.0f} GiB')
     return flags
-
-
-def _git_commit() -> Optional[str]:
-    try:
-        return subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _hours(value: Optional[float]) -> str:
@@ -484,94 +474,12 @@ def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None) -> dic
         return {}
 
 
-# --- the command line ----------------------------------------------------------------------------
-
-class UsageError(ValueError):
-    pass
-
-
-def _split(value: Optional[str]) -> Optional[list[str]]:
-    return [v.strip() for v in value.split(',') if v.strip()] if value else None
-
-
-def _positive_int(text: str, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UsageError(f'{what} must be a positive integer, got {text!r}')
-    return value
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        prog='run_all.sh plan', description=__doc__.split('\n\n')[0])
-    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}')
-    parser.add_argument('--rows', help='comma-separated row slugs (default: every row)')
-    parser.add_argument('--tasks', help='comma-separated subset of the table\'s tasks')
-    parser.add_argument('--gpus', default=','.join(map(str, DEFAULT_GPUS)),
-                        help='GPUs per run to estimate for, e.g. 8 or 8,32 (default 8)')
-    parser.add_argument('--iters', help='pilot iterations per run, the first excluded from the '
-                        'timing (default: 10 on GPU, 2 on CPU; at least 2)')
-    parser.add_argument('--gpu-mem', help='GiB to flag a run\'s peak memory against (default: the '
-                        f'measured GPU\'s memory; {CPU_GPU_MEM_GIB:.0f} on CPU)')
-    parser.add_argument('--out', help='output folder (default: reports/<table>)')
-    parser.add_argument('--data-dir', default=str(DEFAULT_DATA_DIR),
-                        help='where the generated pilot data is made once and reused')
-    parser.add_argument('--work-dir', default=str(PILOT_WORK_DIR),
-                        help='where each pilot\'s run dir and log go: '
-                        '<work-dir>/<table>/<row>/<task>/')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='key=value overrides of every run\'s config (e.g. to try a smaller '
-                        'batch); the plan records them')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['_pilot']:   # the child process of run_pilot
-        table, row, task, data_root, work_dir, iters, gpus, result, options = argv[1:]
-        return _pilot(table, row, task, Path(data_root), Path(work_dir), int(iters), int(gpus),
-                      Path(result), json.loads(options))
-    args = parse_args(argv)
-    try:
-        table = get_table(args.table)
-        rows = [table.row(r).slug for r in _split(args.rows)] if args.rows else \
-            [r.slug for r in table.rows]
-        tasks = _split(args.tasks) or list(table.tasks)
-        bad = [t for t in tasks if t not in table.tasks]
-        if bad:
-            raise UsageError(f'unknown task(s) {", ".join(bad)} for {table.name}; its tasks: '
-                             f'{", ".join(table.tasks)}')
-        tasks = [t for t in table.tasks if t in tasks]
-        gpus = [_positive_int(g, '--gpus') for g in _split(args.gpus) or ['']]
-        if args.iters is None:
-            import torch
-            iters = DEFAULT_ITERS['cuda' if torch.cuda.is_available() else 'cpu']
-        else:
-            iters = _positive_int(args.iters, '--iters')
-            if iters < 2:
-                raise UsageError(f'--iters must be at least 2 (the first is not timed), '
-                                 f'got {args.iters}')
-        gpu_mem = None
-        if args.gpu_mem is not None:
-            try:
-                gpu_mem = float(args.gpu_mem)
-            except ValueError:
-                gpu_mem = 0.0
-            if not gpu_mem > 0:
-                raise UsageError(f'--gpu-mem must be a positive number of GiB, got '
-                                 f'{args.gpu_mem!r}')
-    except ValueError as exc:
-        print(f'run_all.sh plan: error: {exc}', file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else REPO / 'reports' / table.name
-    return plan_table(table, rows, tasks, gpus, iters, gpu_mem, out,
-                      Path(args.data_dir).expanduser().resolve(), dict(args.cfg_options),
-                      Path(args.work_dir).expanduser().resolve())
+def _pilot_main(argv: Sequence[str]) -> int:
+    """The child process of :func:`run_pilot`: ``python -m runs.planner TABLE ROW TASK ...``."""
+    table, row, task, data_root, work_dir, iters, gpus, result, options = argv
+    return _pilot(table, row, task, Path(data_root), Path(work_dir), int(iters), int(gpus),
+                  Path(result), json.loads(options))
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(_pilot_main(sys.argv[1:]))

@@ -15,10 +15,10 @@ from typing import Optional, Sequence
 
 import runs
 from ablations import TABLES, get_table
-from runs import RunKey
+from ablations.compose import PROFILES
+from runs import REPO, RunKey
 from runs.identity import stale_reason
-from tools.row_config import PROFILES, REPO
-from tools.run_table import slurm_queue
+from runs.slurm import slurm_queue
 
 EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 ITER_LINE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')

@@ -12,12 +12,9 @@ Under ``ROOT`` (default ``data/smoke``):
 
 Every image is drawn from a fixed seed, so the data (and the smoke numbers) are reproducible.
 A stamp file records the generator version; an existing complete tree is reused.
-
-    python tools/make_tiny_datasets.py [--root data/smoke] [--force]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -160,15 +157,3 @@ def make_tiny_datasets(root: str | Path = 'data/smoke', force: bool = False) -> 
     make_segmentation(root, rng)
     stamp.write_text(str(VERSION))
     return root
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--root', default='data/smoke')
-    parser.add_argument('--force', action='store_true', help='regenerate even if present')
-    args = parser.parse_args()
-    print(make_tiny_datasets(args.root, args.force))
-
-
-if __name__ == '__main__':
-    main()

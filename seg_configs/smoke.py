@@ -1,5 +1,5 @@
 # Smoke overlay for segmentation: the tiny generated ADE20K-layout data (ADE20K's first four
-# classes, 64 px), 40 iterations on CPU. Merged onto any seg base config by tools/row_config.py.
+# classes, 64 px), 40 iterations on CPU. Merged onto any seg base config by ablations/compose.py.
 _classes = ('wall', 'building', 'sky', 'floor')
 _size = (64, 64)
 _train_pipeline = [

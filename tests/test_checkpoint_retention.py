@@ -9,8 +9,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tools.footprint import checkpoint_footprint, format_bytes, table_footprint
-from tools.row_config import build_row_config, handover_checkpoint
+from ablations.compose import build_row_config
+from runs import handover_checkpoint
+from runs.footprint import checkpoint_footprint, format_bytes, table_footprint
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_CONFIGS = sorted(str(p.relative_to(REPO))
@@ -32,7 +33,7 @@ def test_every_full_config_keeps_a_bounded_number_of_checkpoints(path):
 
 @pytest.fixture(scope='module')
 def smoke_data(tmp_path_factory):
-    from tools.make_tiny_datasets import make_tiny_datasets
+    from runs.tiny_datasets import make_tiny_datasets
     return make_tiny_datasets(tmp_path_factory.mktemp('data') / 'smoke')
 
 

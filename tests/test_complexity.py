@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tools.complexity import _input_shape, main, measure_complexity
+from backbones.complexity import _input_shape, measure_complexity
+from tools.complexity import main
 
 torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ FIXTURE = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.pt'
 
 @pytest.fixture(scope='module')
 def smoke_data(tmp_path_factory):
-    from tools.make_tiny_datasets import make_tiny_datasets
+    from runs.tiny_datasets import make_tiny_datasets
     return make_tiny_datasets(tmp_path_factory.mktemp('smoke'))
 
 

@@ -454,7 +454,7 @@ def test_convert_checkpoint_tool(tmp_path, capsys, monkeypatch):
 
 
 def test_infer_arch_of_official_variants():
-    from tools.convert_checkpoint import infer_mambavision_arch
+    from backbones.convert import infer_mambavision_arch
     for arch in ARCH_SETTINGS:
         with torch.device('meta'):
             state = MambaVision(arch).state_dict()

@@ -74,7 +74,7 @@ def test_flops_match_readme(arch):
     official fvcore count on the fused model) plus the analytic scan, and leaves out the few
     element-wise ops (LayerNorm, SiLU, gating) fvcore adds; 3% covers that and nothing more.
     """
-    complexity = pytest.importorskip('tools.complexity')
+    complexity = pytest.importorskip('backbones.complexity')
     params_ref, flops_ref, res = README[arch]
     model = _classifier(MobileMamba(arch)).eval()
     model.backbone.fuse()
@@ -498,7 +498,7 @@ def test_variant_configs(variant):
     assert _find(test, 'CenterCrop')[0]['crop_size'] == res
     assert cfg.val_dataloader.dataset.pipeline == test
     opt = cfg.optim_wrapper
-    # 1.5e-3 per 512 images at the official 1024; other batches: tools/row_config.py.
+    # 1.5e-3 per 512 images at the official 1024; other batches: ablations/compose.py.
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 3e-3
     assert opt.optimizer.weight_decay == 0.05 and opt.clip_grad.max_norm == 5.0
     assert opt.type == 'AmpOptimWrapper' and not cfg.auto_scale_lr.enable

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from tools.plan import (TRAIN_SET_SIZES, estimate_at, full_config, iters_per_epoch, load_plan,
-                        main, pilot_config, schedule_of, table_totals, total_iters)
+from runs.planner import (TRAIN_SET_SIZES, estimate_at, full_config, iters_per_epoch, load_plan,
+                          pilot_config, schedule_of, table_totals, total_iters)
+from tools.plan import main
 
 CLS = dict(by_epoch=True, epochs=320, batch_per_gpu=128, train_set_size=TRAIN_SET_SIZES['cls'])
 DET = dict(by_epoch=True, epochs=12, batch_per_gpu=2, train_set_size=TRAIN_SET_SIZES['det'])

@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from ablations.recipes import MAMBAVISION_VARIANTS, RECIPES, get_recipe, plan_batch
 from reports.fidelity import deviation_footnotes, fidelity_section
-from tools.row_config import build_row_config, describe_fidelity
+from ablations.compose import build_row_config, describe_fidelity
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = 'conv2-concat'
@@ -86,7 +86,7 @@ def test_plan_batch_arithmetic():
 
 
 def test_smoke_profile_keeps_its_batch_and_says_it_is_not_a_reproduction(tmp_path):
-    from tools.make_tiny_datasets import make_tiny_datasets
+    from runs.tiny_datasets import make_tiny_datasets
     data = make_tiny_datasets(tmp_path / 'smoke')
     cfg = build_row_config('table4', ROW, 'cls', data_root=data, gpus=8)
     assert cfg.train_dataloader.batch_size == 16 and cfg.fidelity['accumulation'] == 1
@@ -149,7 +149,7 @@ def test_mesa_starts_after_the_start_ratio_in_a_real_run(tmp_path):
     from mmengine.hooks import Hook
     from mmengine.registry import HOOKS
     from mmengine.runner import Runner
-    from tools.make_tiny_datasets import make_tiny_datasets
+    from runs.tiny_datasets import make_tiny_datasets
 
     seen = {}
 

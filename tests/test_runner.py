@@ -11,11 +11,13 @@ import pytest
 
 import ablations
 from ablations import TABLES, get_table
-from tools.make_tiny_datasets import make_tiny_datasets
-from tools.row_config import DATA_LAYOUT, build_row_config, check_data_root, handover_checkpoint
+from ablations.compose import DATA_LAYOUT, build_row_config, check_data_root
+from runs import handover_checkpoint
+from runs.tiny_datasets import make_tiny_datasets
 import runs
 from runs import RunLock
-from tools.run_table import main, parse_args, plan_runs, train_command
+from runs.graph import plan_runs, train_command
+from tools.run_table import main, parse_args
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -244,7 +246,7 @@ def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_tab
     assert main(['runner_test', *args]) == 0
     out = capsys.readouterr().out
     assert 'stale (its config changed since it ran)' in out and '--rerun-stale' in out
-    from tools.status import main as status_main
+    from runs.status import main as status_main
     assert status_main(['runner_test', '--work-dir', str(tmp_path), '--profile', 'smoke']) == 1
     assert 'stale' in capsys.readouterr().out
     old_hash = runs.read_record(smoke_dir)['config_hash']

@@ -18,9 +18,10 @@ import pytest
 
 import runs
 from runs import RunKey
-from tools.make_tiny_datasets import make_tiny_datasets
-from tools.run_table import main as run_table, slurm_queue
-from tools.status import main as status_main
+from runs.slurm import slurm_queue
+from runs.status import main as status_main
+from runs.tiny_datasets import make_tiny_datasets
+from tools.run_table import main as run_table
 
 GOOD, BAD = 'conv2-concat', 'conv2-gate'
 TIMEOUT = 900
@@ -67,7 +68,7 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     assert f'(after afterok:{job[GOOD, "cls"]})' in out
     # The batch script is in the run dir, resubmittable by hand.
     script = (_key(GOOD, 'cls').dir(work) / 'job.sbatch').read_text()
-    assert '#SBATCH --requeue' in script and '-m tools.job' in script
+    assert '#SBATCH --requeue' in script and '-m runs.job' in script
 
     try:
         # Everything is queued (held); status says so and exits non-zero.

@@ -1,1 +1,2 @@
-"""Command-line tools (runner, complexity, checkpoint conversion, tiny datasets); importable for tests."""
+"""Command-line fronts: each file parses its arguments and calls a package (``ablations``,
+``backbones``, ``runs``, ``reports``); nothing below imports from here."""

@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def hold_run_lock(work_dir: str):
     """Hold the run dir's lock for as long as this training lives (rank 0; see runs.RunLock).
 
-    Started by tools/job.py the lock comes inherited (SUITE_RUN_LOCK_FD) and is already held;
+    Started by runs/job.py the lock comes inherited (SUITE_RUN_LOCK_FD) and is already held;
     started by hand, take it here, so that two trainings never share a run dir.
     """
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))

@@ -9,7 +9,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['backbones', 'backbones.mesa'], allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
-# tools/row_config.py with gradient accumulation.
+# ablations/compose.py with gradient accumulation.
 recipe = 'mambavision-in1k'
 
 # The official head is BatchNorm2d -> global average pool -> Linear. The BatchNorm is the
@@ -84,7 +84,7 @@ auto_scale_lr = dict(base_batch_size=4096)
 
 # EMA of the weights, decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay); like
 # timm's ModelEmaV2 the BN statistics are averaged too. With gradient accumulation
-# tools/row_config.py sets the EMA's interval to the accumulation count (one update per step).
+# ablations/compose.py sets the EMA's interval to the accumulation count (one update per step).
 # MesaHook hands the EMA model to the MESA loss.
 custom_hooks = [dict(type='EMAHook', momentum=2e-4, update_buffers=True, priority='ABOVE_NORMAL'),
                 dict(type='MesaHook')]

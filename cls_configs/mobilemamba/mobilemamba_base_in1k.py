@@ -9,7 +9,7 @@ _base_ = [
 custom_imports = dict(imports=['backbones', 'backbones.mobilemamba_head'],
                       allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
-# tools/row_config.py with gradient accumulation.
+# ablations/compose.py with gradient accumulation.
 recipe = 'mobilemamba-in1k'
 
 model = dict(
@@ -77,7 +77,7 @@ test_dataloader = val_dataloader
 
 # AdamW, lr 1.5e-3 per 512 images (the official rule), so 3e-3 at the official 1024; wd 0.05, no
 # decay on norms, biases and other 1-D parameters (timm's filter_bias_and_bn), grad clip 5, AMP
-# (the official runs use native AMP). tools/row_config.py keeps the batch of 1024 at any GPU count
+# (the official runs use native AMP). ablations/compose.py keeps the batch of 1024 at any GPU count
 # (or scales the lr by the rule where it cannot), so mmengine's auto_scale_lr stays off: it would
 # not count gradient accumulation.
 optim_wrapper = dict(
@@ -101,7 +101,7 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5)
 
 # EMA with decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay; with gradient
-# accumulation tools/row_config.py sets its interval); like timm's ModelEmaV2 the BN statistics
+# accumulation ablations/compose.py sets its interval); like timm's ModelEmaV2 the BN statistics
 # are averaged too. The reported top-1 is the EMA model's.
 custom_hooks = [dict(type='EMAHook', momentum=2e-4, update_buffers=True,
                      priority='ABOVE_NORMAL')]

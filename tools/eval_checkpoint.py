@@ -1,0 +1,71 @@
+"""Evaluate a checkpoint in an ablation row's config: ``./run_all.sh eval``.
+
+    python -m tools.eval_checkpoint TABLE --rows R[,R2] --checkpoint FILE [--tasks cls|det|seg]
+        [--profile smoke|full] [--data-root DIR] [--work-dir DIR] [--fuse-bn] [--no-ema]
+        [--launcher none|pytorch|slurm] [--gpus N] [--partition P] [--force]
+
+What is read from FILE, the model it is checked against and where the result goes: see
+``runs.evaluate``, the engine this front calls.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ablations import TABLES, TASKS  # noqa: E402
+from ablations.compose import PROFILES  # noqa: E402
+from backbones.convert import CheckpointError  # noqa: E402
+from runs import REPO  # noqa: E402
+from runs.evaluate import EvalError, run  # noqa: E402
+from runs.launch import LAUNCHERS  # noqa: E402
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='run_all.sh eval',
+        description='Evaluate a checkpoint (official or ours) in an ablation row\'s config.')
+    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}')
+    parser.add_argument('--rows', required=True, help='comma-separated row slugs')
+    parser.add_argument('--tasks', help=f'one of {", ".join(TASKS)} (default: the task the '
+                                        f'checkpoint\'s keys show)')
+    parser.add_argument('--checkpoint', required=True, help='the checkpoint file')
+    parser.add_argument('--profile', default='smoke', choices=PROFILES,
+                        help='smoke (default): generated tiny data; full: the real dataset')
+    parser.add_argument('--data-root', help='datasets root (full profile; smoke: generated)')
+    parser.add_argument('--work-dir', default=str(REPO / 'work_dirs'))
+    parser.add_argument('--fuse-bn', action='store_true',
+                        help='MobileMamba: fold BatchNorms before evaluating')
+    parser.add_argument('--no-ema', action='store_true',
+                        help='take the plain weights even when the file has EMA ones')
+    parser.add_argument('--launcher', default='none', choices=LAUNCHERS)
+    parser.add_argument('--gpus', type=int, default=1, help='GPUs (pytorch/slurm)')
+    parser.add_argument('--partition', help='SLURM partition for srun')
+    parser.add_argument('--force', action='store_true', help='evaluate again even if finished')
+    args = parser.parse_args(argv)
+    if args.gpus < 1:
+        parser.error(f'--gpus must be at least 1, got {args.gpus}')
+    if args.launcher == 'none' and args.gpus > 1:
+        parser.error('--gpus > 1 needs --launcher pytorch or slurm')
+    args.work_dir = Path(args.work_dir).expanduser().resolve()
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (EvalError, CheckpointError, ValueError, FileNotFoundError) as err:
+        print(f'run_all.sh eval: error: {err}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

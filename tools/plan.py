@@ -1,0 +1,106 @@
+"""Pilot every full-profile run of a table at its real size on this machine's device, and
+estimate what the table costs before a cluster is booked.
+
+    ./run_all.sh plan <table> [--rows R1,R2] [--tasks cls,det,seg] [--gpus 8[,32...]]
+        [--iters N] [--gpu-mem GiB] [--out DIR] [--data-dir DIR]
+
+What a pilot runs and measures, and the assumptions of the estimate: ``runs.planner``. A run
+that fails in the pilot is reported with its error and its log, the others go on, and the exit
+status is 1. Bad input: a one-line error, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ablations import TABLES, get_table  # noqa: E402
+from runs import REPO, split_csv  # noqa: E402
+from runs.planner import (CPU_GPU_MEM_GIB, DEFAULT_DATA_DIR, DEFAULT_GPUS,  # noqa: E402
+                          DEFAULT_ITERS, PILOT_WORK_DIR, plan_table)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _positive_int(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f'{what} must be a positive integer, got {text!r}')
+    return value
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        prog='run_all.sh plan', description=__doc__.split('\n\n')[0])
+    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}')
+    parser.add_argument('--rows', help='comma-separated row slugs (default: every row)')
+    parser.add_argument('--tasks', help='comma-separated subset of the table\'s tasks')
+    parser.add_argument('--gpus', default=','.join(map(str, DEFAULT_GPUS)),
+                        help='GPUs per run to estimate for, e.g. 8 or 8,32 (default 8)')
+    parser.add_argument('--iters', help='pilot iterations per run, the first excluded from the '
+                        'timing (default: 10 on GPU, 2 on CPU; at least 2)')
+    parser.add_argument('--gpu-mem', help='GiB to flag a run\'s peak memory against (default: the '
+                        f'measured GPU\'s memory; {CPU_GPU_MEM_GIB:.0f} on CPU)')
+    parser.add_argument('--out', help='output folder (default: reports/<table>)')
+    parser.add_argument('--data-dir', default=str(DEFAULT_DATA_DIR),
+                        help='where the generated pilot data is made once and reused')
+    parser.add_argument('--work-dir', default=str(PILOT_WORK_DIR),
+                        help='where each pilot\'s run dir and log go: '
+                        '<work-dir>/<table>/<row>/<task>/')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='key=value overrides of every run\'s config (e.g. to try a smaller '
+                        'batch); the plan records them')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        table = get_table(args.table)
+        rows = [table.row(r).slug for r in split_csv(args.rows)] if args.rows else \
+            [r.slug for r in table.rows]
+        tasks = split_csv(args.tasks) or list(table.tasks)
+        bad = [t for t in tasks if t not in table.tasks]
+        if bad:
+            raise UsageError(f'unknown task(s) {", ".join(bad)} for {table.name}; its tasks: '
+                             f'{", ".join(table.tasks)}')
+        tasks = [t for t in table.tasks if t in tasks]
+        gpus = [_positive_int(g, '--gpus') for g in split_csv(args.gpus) or ['']]
+        if args.iters is None:
+            import torch
+            iters = DEFAULT_ITERS['cuda' if torch.cuda.is_available() else 'cpu']
+        else:
+            iters = _positive_int(args.iters, '--iters')
+            if iters < 2:
+                raise UsageError(f'--iters must be at least 2 (the first is not timed), '
+                                 f'got {args.iters}')
+        gpu_mem = None
+        if args.gpu_mem is not None:
+            try:
+                gpu_mem = float(args.gpu_mem)
+            except ValueError:
+                gpu_mem = 0.0
+            if not gpu_mem > 0:
+                raise UsageError(f'--gpu-mem must be a positive number of GiB, got '
+                                 f'{args.gpu_mem!r}')
+    except ValueError as exc:
+        print(f'run_all.sh plan: error: {exc}', file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else REPO / 'reports' / table.name
+    return plan_table(table, rows, tasks, gpus, iters, gpu_mem, out,
+                      Path(args.data_dir).expanduser().resolve(), dict(args.cfg_options),
+                      Path(args.work_dir).expanduser().resolve())
+
+
+if __name__ == '__main__':
+    sys.exit(main())
