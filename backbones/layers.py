@@ -37,3 +37,18 @@ class LayerNorm2d(nn.LayerNorm):
         x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
                          self.eps)
         return x.permute(0, 3, 1, 2)
+
+
+class FrozenStagesMixin:
+    """``train()`` of an OpenMMLab backbone with ``frozen_stages`` and ``norm_eval``: switching
+    to train mode re-freezes the frozen stages (``self._freeze_stages()``) and, with
+    ``norm_eval``, keeps every BatchNorm in eval mode (its running statistics fixed)."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self

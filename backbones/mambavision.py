@@ -22,7 +22,7 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from .layers import DropPath, LayerNorm2d
+from .layers import DropPath, FrozenStagesMixin, LayerNorm2d
 from .ops import selective_scan
 
 __all__ = ['MambaVision', 'MambaVisionMixer', 'check_mixer_flags', 'hybrid_layout',
@@ -365,7 +365,7 @@ class MambaVisionStage(nn.Module):
 
 # ----------------------------------------------------------------------------- the backbone
 @MODELS.register_module()
-class MambaVision(BaseModule):
+class MambaVision(FrozenStagesMixin, BaseModule):
     """MambaVision backbone: conv stem, two conv stages, two hybrid mixer/attention stages.
 
     Args:
@@ -522,15 +522,6 @@ class MambaVision(BaseModule):
             m.eval()
             for p in m.parameters():
                 p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'MambaVision':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)

@@ -34,7 +34,7 @@ import torch.utils.checkpoint as checkpoint
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from .layers import DropPath, LayerNorm2d
+from .layers import DropPath, FrozenStagesMixin, LayerNorm2d
 from .ops import haar_dwt2d, haar_idwt2d, selective_scan
 from .ops.haar import haar_filters
 
@@ -519,7 +519,7 @@ def _conv_ffn(dim: int) -> nn.Sequential:
 # Backbone
 # ------------------------------------------------------------------------------------------------
 @MODELS.register_module()
-class MobileMamba(BaseModule):
+class MobileMamba(FrozenStagesMixin, BaseModule):
     """MobileMamba backbone (three stages at strides 16, 32, 64 by default).
 
     Args:
@@ -701,15 +701,6 @@ class MobileMamba(BaseModule):
             m.eval()
             for p in m.parameters():
                 p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
 
     # ---- deployment ----------------------------------------------------------------------------
     @torch.no_grad()

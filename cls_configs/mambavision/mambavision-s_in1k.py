@@ -6,11 +6,5 @@ _base_ = './mambavision_in1k_base.py'
 model = dict(backbone=dict(arch='S'), head=dict(in_channels=768),
              mesa=dict(weight=1.0))
 # crop_pct 0.93: resize the short edge to int(224 / 0.93), centre crop 224.
-val_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=240, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]))
+val_dataloader = dict(dataset=dict(pipeline={{_base_._test_pipelines.crop093}}))
 test_dataloader = val_dataloader

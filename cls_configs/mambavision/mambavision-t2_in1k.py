@@ -6,11 +6,5 @@ _base_ = './mambavision_in1k_base.py'
 model = dict(backbone=dict(arch='T2'), head=dict(in_channels=640),
              mesa=dict(weight=0.75))
 # crop_pct 0.98: resize the short edge to int(224 / 0.98), centre crop 224.
-val_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=228, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]))
+val_dataloader = dict(dataset=dict(pipeline={{_base_._test_pipelines.crop098}}))
 test_dataloader = val_dataloader

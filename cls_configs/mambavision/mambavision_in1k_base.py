@@ -35,14 +35,23 @@ model = dict(
 
 # Data: the base's timm-style training pipeline is the official one (RandomResizedCrop bicubic,
 # flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 'pixel' mode). Evaluation uses the
-# official crop_pct 1.0 of T, B, L and L2 (resize 224, centre crop 224); the T2 and S configs
-# resize to int(224 / crop_pct) for their 0.98 and 0.93.
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=224, edge='short', backend='pillow', interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
+# official crop_pct: resize the short edge to int(224 / crop_pct), centre crop 224 (timm's eval
+# transform). T, B, L and L2 use 1.0; T2 and S pick their 0.98 and 0.93 from _test_pipelines.
+
+
+def _test_pipeline(crop_pct: float) -> list:
+    return [
+        dict(type='LoadImageFromFile'),
+        dict(type='ResizeEdge', scale=int(224 / crop_pct), edge='short', backend='pillow',
+             interpolation='bicubic'),
+        dict(type='CenterCrop', crop_size=224),
+        dict(type='PackInputs'),
+    ]
+
+
+# `val_dataloader = dict(dataset=dict(pipeline={{_base_._test_pipelines.crop093}}))`.
+_test_pipelines = {f'crop{round(pct * 100):03d}': _test_pipeline(pct) for pct in (1.0, 0.98, 0.93)}
+test_pipeline = _test_pipelines['crop100']
 # 32 GPUs x 128 images = 4096, the official batch.
 train_dataloader = dict(batch_size=128)
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -68,26 +68,35 @@ model = dict(
                   score_thr=0.02, max_per_img=200))
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 
+
+def _pipelines(input_size: int) -> dict:
+    return dict(
+        train=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Expand', mean=data_preprocessor['mean'],
+                 to_rgb=data_preprocessor['bgr_to_rgb'], ratio_range=(1, 4)),
+            dict(type='MinIoURandomCrop', min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size=0.3),
+            dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PhotoMetricDistortion', brightness_delta=32, contrast_range=(0.5, 1.5),
+                 saturation_range=(0.5, 1.5), hue_delta=18),
+            dict(type='PackDetInputs'),
+        ],
+        test=[
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='PackDetInputs',
+                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+        ])
+
+
+# The 512 config differs only in the input size: `{{_base_._pipelines_by_size.s512.train}}`.
+_pipelines_by_size = {f's{size}': _pipelines(size) for size in (320, 512)}
 input_size = 320
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Expand', mean=data_preprocessor['mean'], to_rgb=data_preprocessor['bgr_to_rgb'],
-         ratio_range=(1, 4)),
-    dict(type='MinIoURandomCrop', min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_crop_size=0.3),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion', brightness_delta=32, contrast_range=(0.5, 1.5),
-         saturation_range=(0.5, 1.5), hue_delta=18),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+train_pipeline = _pipelines_by_size['s320']['train']
+test_pipeline = _pipelines_by_size['s320']['test']
 train_dataloader = dict(
     batch_size=24,
     num_workers=4,
