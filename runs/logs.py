@@ -499,14 +499,15 @@ def read_log(path: Union[str, Path]) -> RunLog:
 
 
 def run_log(run_dir: Union[str, Path]) -> Optional[RunLog]:
-    """The newest mmengine log of a run dir: its ``vis_data/scalars.json`` when there is one,
-    else its text log; None when the run has logged nothing yet."""
+    """The newest mmengine log of a run dir that holds a line: its text log (whose
+    ``[e][i/N]`` tells the epoch fraction of each line), else its ``vis_data/scalars.json``;
+    None when the run has logged nothing yet."""
     run_dir = Path(run_dir)
     folders = sorted(p for p in run_dir.iterdir()
                      if p.is_dir() and re.fullmatch(r'\d{8}_\d{6}', p.name)) \
         if run_dir.is_dir() else []
     for folder in reversed(folders):
-        for candidate in (folder / 'vis_data' / 'scalars.json', folder / f'{folder.name}.log'):
+        for candidate in (folder / f'{folder.name}.log', folder / 'vis_data' / 'scalars.json'):
             if candidate.is_file() and candidate.stat().st_size:
                 try:
                     log = read_log(candidate)

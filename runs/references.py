@@ -332,3 +332,35 @@ def hours_text(seconds: Optional[float]) -> str:
     if not seconds:
         return '-'
     return str(dt.timedelta(seconds=round(seconds)))
+
+
+# --- the plan's anchor ----------------------------------------------------------------------------
+def official_anchor(config: str) -> Optional[dict]:
+    """What the official run of ``config``'s recipe measured (for ``plan``): its s/iter, GPUs,
+    global batch, wall hours and GPU-hours; None when no official training log backs it."""
+    from ablations.references import config_reference
+    ref = config_reference(config)
+    if ref is None or ref.kind != 'train':
+        return None
+    meta = ref.meta
+    hours = ref.hours
+    first = ref.train['iter'][0] if ref.train['iter'] else None
+    resumed = first is not None and meta.get('resumed_from_iters')
+    return dict(id=ref.id, s_per_iter=meta.get('s_per_iter'), gpus=meta.get('gpus'),
+                global_batch=meta.get('global_batch'), gpu_model=meta.get('gpu_model'),
+                max_iters=meta.get('max_iters'), hours=hours,
+                gpu_hours=hours * meta['gpus'] if hours and meta.get('gpus') else None,
+                from_iter=meta['resumed_from_iters'][0] if resumed else None)
+
+
+def anchor_text(anchor: Optional[dict]) -> str:
+    """One cell: '0.170 s/iter, 16 GPUs, 8.0 h (mambavision-t-upernet-ade20k)'."""
+    if not anchor:
+        return '-'
+    parts = [f'{anchor["s_per_iter"]:.3f} s/iter' if anchor.get('s_per_iter') else None,
+             f'{anchor["gpus"]} GPUs' + (f' ({anchor["gpu_model"]})' if anchor.get('gpu_model')
+                                          else '') if anchor.get('gpus') else None,
+             f'{anchor["hours"]:.1f} h' + (f' from iteration {anchor["from_iter"]:,}'
+                                            if anchor.get('from_iter') else '')
+             if anchor.get('hours') else None]
+    return ', '.join(p for p in parts if p) + f' ({anchor["id"]})'
