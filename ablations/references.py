@@ -18,6 +18,7 @@ Two mappings name the references:
 """
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 from dataclasses import dataclass
@@ -156,7 +157,6 @@ class ReferenceRun:
         iters, lrs = self.train.get('iter') or [], self.train.get('lr') or []
         if not iters:
             return None
-        import bisect
         i = bisect.bisect_left(iters, iteration)
         best = min((j for j in (i - 1, i) if 0 <= j < len(iters)),
                    key=lambda j: abs(iters[j] - iteration))

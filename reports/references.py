@@ -16,6 +16,7 @@ For each (row, task) of the table that has a reference run and a reported run of
 from __future__ import annotations
 
 from pathlib import Path
+
 import pandas as pd
 
 from ablations import METRICS, AblationTable
@@ -24,8 +25,6 @@ from runs import RecordError, RunKey, read_record
 from runs.logs import RunLog, run_log
 from runs.references import (gaps, lr_check, metric_key, milestones, our_steps, our_x, ref_unit,
                              ref_x, short_label, unit_word)
-
-from .parsing import show_path
 
 PANELS = ('lr', 'loss', 'metric')
 OFFICIAL = 'official'

@@ -80,12 +80,6 @@ class RunLog:
     evaluations: list[Evaluation] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
-    @property
-    def by_epoch(self) -> bool:
-        return any(e.unit == 'epoch' for e in self.evaluations) or \
-            bool(self.train and self.train[-1].epoch is not None and
-                 self.meta.get('iters_per_epoch'))
-
     def last_evaluation(self, key: str) -> Optional[Evaluation]:
         found = [e for e in self.evaluations if key in e.metrics]
         return found[-1] if found else None

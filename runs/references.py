@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ablations import METRICS
-from ablations.references import (DATA_DIR, SCHEMA, SOURCES, ReferenceRun, ReferenceSource,
+from ablations.references import (SCHEMA, SOURCES, ReferenceRun, ReferenceSource,
                                   reference_path)
 
 from .logs import RunLog, agrees_to_print, parse_text

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ablations import METRICS, get_table
-from ablations.references import (CONFIG_REFERENCES, DATA_DIR, RELEASED_REFERENCES,
+from ablations.references import (CONFIG_REFERENCES, RELEASED_REFERENCES,
                                   ROW_REFERENCES, SOURCES, load_reference, reference_path)
 from runs.logs import agrees_to_print, read_log
 
