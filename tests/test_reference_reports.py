@@ -196,3 +196,18 @@ def test_plan_shows_the_official_run_beside_the_estimate():
     # Table 4's seg rows all run UperNet-T's recipe: its official run anchors each of them.
     seg = official_anchor(get_table('table4').base_configs['seg'])
     assert (seg['gpus'], seg['id']) == (16, 'mambavision-t-upernet-ade20k')
+
+
+def test_released_weights_section_shows_what_the_official_log_gives(tmp_path):
+    """An eval of the released S6 weights sits beside the official run's best and final EMA
+    top-1, the values those weights should give."""
+    from reports.released import released_rows, render_released
+    run_dir = runs.RunKey.eval(TABLE, 'full', 'official', 'cls', 'ab' * 32).dir(tmp_path)
+    run_dir.mkdir(parents=True)
+    runs.write_record(run_dir, status='finished', kind='eval', checkpoint='mobilemamba_s6.pth',
+                      checkpoint_sha256='ab' * 32, metrics={'accuracy/top1': 77.99}, ema=True)
+    rows = released_rows(tmp_path, TABLE)
+    assert rows[0]['official'] == 'best 78.00 (epoch 299), final 77.96 (mobilemamba-s6-in1k)'
+    markdown = render_released(rows)
+    assert '| 77.99 | 78.0 | best 78.00 (epoch 299), final 77.96 (mobilemamba-s6-in1k) |' \
+        in markdown
