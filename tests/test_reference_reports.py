@@ -211,3 +211,12 @@ def test_released_weights_section_shows_what_the_official_log_gives(tmp_path):
     markdown = render_released(rows)
     assert '| 77.99 | 78.0 | best 78.00 (epoch 299), final 77.96 (mobilemamba-s6-in1k) |' \
         in markdown
+
+
+def test_dry_run_shows_the_official_run_beside_each_run(tmp_path, capsys):
+    from tools.run_table import main
+    assert main(['table4', '--profile', 'full', '--rows', 'conv2-gate', '--tasks', 'seg',
+                 '--dry-run', '--work-dir', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # Every Table 4 seg row runs UperNet-T's recipe: the official UperNet-T run anchors it.
+    assert 'official run: 0.170 s/iter, 16 GPUs, 8.0 h (mambavision-t-upernet-ade20k)' in out
