@@ -98,25 +98,28 @@ class SourceError(RuntimeError):
 
 
 def git_read(repo: Path, path: str) -> tuple[bytes, str, str]:
-    """(bytes, commit, blob id) of ``path`` at HEAD of a git repository (a bare snapshot or a
-    checkout's ``.git``)."""
+    """(bytes, commit, blob id) of ``path`` at HEAD of a git repository (see :func:`git_dir`)."""
     def git(*args: str) -> bytes:
-        done = subprocess.run(['git', f'--git-dir={repo}', *args], capture_output=True)
+        done = subprocess.run(['git', *repo_args(repo), *args], capture_output=True)
         if done.returncode:
             raise SourceError(f'{repo}: git {" ".join(args)}: '
-                              f'{done.stderr.decode(errors="replace").strip()}')
+                              + ' '.join(done.stderr.decode(errors='replace').split()))
         return done.stdout
     commit = git('rev-parse', 'HEAD').decode().strip()
     blob = git('rev-parse', f'HEAD:{path}').decode().strip()
     return git('cat-file', 'blob', blob), commit, blob
 
 
+def repo_args(repo: Path) -> list[str]:
+    """git's options to read ``repo``: a checkout (``-C``) or a bare snapshot (``--git-dir``)."""
+    return ['-C', str(repo)] if (repo / '.git').exists() else [f'--git-dir={repo}']
+
+
 def git_dir(path: Path) -> Path:
-    """The git directory of a checkout or of a bare snapshot (``fetch``'s ``.../repo``)."""
+    """``path`` if it is a git checkout (its ``.git`` a folder or a worktree's file) or a bare
+    snapshot (``fetch``'s ``.../repo``); SourceError otherwise."""
     path = Path(path)
-    if (path / '.git').is_dir():
-        return path / '.git'
-    if (path / 'HEAD').is_file() and (path / 'objects').is_dir():
+    if (path / '.git').exists() or ((path / 'HEAD').is_file() and (path / 'objects').is_dir()):
         return path
     raise SourceError(f'{path} is not a git repository (a checkout or a bare snapshot)')
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -121,10 +122,22 @@ def test_extractions_regenerate_byte_equal_from_the_originals(tmp_path):
 def test_extract_tool_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     from tools.extract_reference_runs import main
     assert main([]) == 2
-    assert main(['--mobilemamba', str(tmp_path)]) == 2
+    assert main(['--mobilemamba', str(tmp_path)]) == 2  # not a git repository
+    assert main(['--mobilemamba', str(tmp_path), '--ids', 'nope']) == 2
+    # A git repository that is not MobileMamba: the log's path is not in it.
+    other = tmp_path / 'other'
+    other.mkdir()
+    for args in (['init', '-q'], ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q',
+                                  '--allow-empty', '-m', 'empty']):
+        subprocess.run(['git', '-C', str(other), *args], check=True)
+    out = tmp_path / 'out'
+    assert main(['--mobilemamba', str(other), '--ids', 'mobilemamba-s6-in1k',
+                 '--out', str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith('extract_reference_runs.py: error: ')
-                                 for line in err)
+    assert len(err) == 4 and all(line.startswith('extract_reference_runs.py: error: ')
+                                 for line in err), err
+    assert 'nope' in err[2] and 'weights/MobileMamba_S6/mobilemamba_s6.txt' in err[3]
+    assert not out.exists()
 
 
 # --- the parser on the original files (excerpts) --------------------------------------------------

@@ -38,20 +38,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--out', default=str(DATA_DIR), help='output folder (default: %(default)s)')
     args = parser.parse_args(argv)
     try:
+        ids = split_csv(args.ids) or None
+        unknown = sorted(set(ids or ()) - set(SOURCES))
+        if unknown:
+            raise SourceError(f'unknown reference id(s) {", ".join(unknown)}; known: '
+                              + ', '.join(SOURCES))
         repos = {name: git_dir(Path(path)) for name, path in
                  ((MOBILEMAMBA_REPO, args.mobilemamba), (MAMBAVISION_REPO, args.mambavision))
                  if path}
         if not repos:
             raise SourceError('give --mobilemamba and/or --mambavision (a git checkout or '
                               'snapshot of the official repository)')
-        ids = split_csv(args.ids) or None
-        unknown = sorted(set(ids or ()) - set(SOURCES))
-        if unknown:
-            raise SourceError(f'unknown reference id(s) {", ".join(unknown)}; known: '
-                              + ', '.join(SOURCES))
         done = extract_all(repos, ids, Path(args.out))
-    except (SourceError, LogFormatError) as err:
-        print(f'extract_reference_runs.py: error: {err}', file=sys.stderr)
+    except (SourceError, LogFormatError, OSError) as err:
+        print(f'extract_reference_runs.py: error: {" ".join(str(err).split())}', file=sys.stderr)
         return 2
     for ref_id, path, note in done:
         print(f'{ref_id}: {note}' + (f' -> {path}' if path else ''))
