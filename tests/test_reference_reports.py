@@ -220,3 +220,18 @@ def test_dry_run_shows_the_official_run_beside_each_run(tmp_path, capsys):
     out = capsys.readouterr().out
     # Every Table 4 seg row runs UperNet-T's recipe: the official UperNet-T run anchors it.
     assert 'official run: 0.170 s/iter, 16 GPUs, 8.0 h (mambavision-t-upernet-ade20k)' in out
+
+
+def test_smoke_runs_are_not_held_against_the_official_run(tmp_path):
+    work = tmp_path / 'work_dirs'
+    run_dir = plant(work, 0)
+    smoke = runs.RunKey.train(TABLE, 'smoke', 'official', 'cls', 0).dir(work)
+    smoke.parent.mkdir(parents=True)
+    run_dir.rename(smoke)
+    runs.write_record(smoke, profile='smoke')
+    out = tmp_path / 'report'
+    status, warnings, written = report(get_table(TABLE), work, out, pick='paper',
+                                       profile='smoke', no_complexity=True)
+    assert status == 0, warnings
+    assert 'Against the official run' not in (out / f'{TABLE}.md').read_text()
+    assert not list(out.glob('*_reference_*'))
