@@ -192,6 +192,7 @@ class LrCheck:
     matched: int
     differing: int
     worst: Optional[tuple[float, float, float]]  # (step, ours, official) of the largest gap
+    accumulation: int = 1
 
     def text(self) -> str:
         if not self.matched:
@@ -200,9 +201,14 @@ class LrCheck:
             return (f'lr: equals the official at all {self.matched} common logged steps (to the '
                     'official log\'s printed precision)')
         step, ours, official = self.worst
-        return (f'lr: differs from the official at {self.differing} of {self.matched} common '
+        text = (f'lr: differs from the official at {self.differing} of {self.matched} common '
                 f'logged steps (largest at step {step:,.0f}: ours {ours:.4e}, official '
                 f'{official:.4e})')
+        if self.accumulation > 1:
+            text += (f'; with gradient accumulation x{self.accumulation} our schedulers step '
+                     'every iteration over a stretched schedule, so gaps of under one step\'s '
+                     'lr change are expected')
+        return text
 
 
 def lr_check(log: RunLog, ref: ReferenceRun, accumulation: int = 1) -> LrCheck:
@@ -223,7 +229,7 @@ def lr_check(log: RunLog, ref: ReferenceRun, accumulation: int = 1) -> LrCheck:
             gap = abs(lr - theirs) / max(abs(theirs), 1e-30)
             if gap > worst_gap:
                 worst, worst_gap = (step, lr, theirs), gap
-    return LrCheck(matched, differing, worst)
+    return LrCheck(matched, differing, worst, max(1, accumulation))
 
 
 @dataclass
