@@ -17,10 +17,16 @@ from typing import Optional
 
 
 def epoch_length(cfg, dataset_size: int, gpus: int) -> int:
-    """``len(train_dataloader)`` on each of ``gpus`` ranks: mmengine's DefaultSampler gives each
-    rank ceil(N / gpus) samples (round_up, its default), then ``batch_size`` per batch, the last
-    one dropped when the loader's ``drop_last`` is set."""
+    """``len(train_dataloader)`` on each of ``gpus`` ranks for a dataset of ``dataset_size``
+    samples: a ``RepeatDataset`` wrapper multiplies it by its ``times``; mmengine's
+    DefaultSampler gives each rank ceil(N / gpus) samples (round_up, its default), then
+    ``batch_size`` per batch, the last one dropped when the loader's ``drop_last`` is set."""
     loader = cfg.train_dataloader
+    dataset = loader.get('dataset') or {}
+    while isinstance(dataset, dict) and 'dataset' in dataset:
+        if dataset.get('type') == 'RepeatDataset':
+            dataset_size *= int(dataset.get('times', 1))
+        dataset = dataset['dataset']
     sampler = loader.get('sampler') or {}
     per_rank = math.ceil(dataset_size / gpus) if sampler.get('round_up', True) \
         else len(range(0, dataset_size, gpus))
