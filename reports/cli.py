@@ -22,6 +22,7 @@ from runs import RecordError, RunKey, read_record
 from .complexity_column import complexity_of_rows
 from .parsing import PICKS, collect, show_path
 from .fidelity import deviation_footnotes, fidelity_section
+from .references import reference_sections
 from .released import released_rows, render_released
 from .rendering import (ReportContext, footnote_marks, render_absolute_png, render_markdown,
                         render_png, write_csv, write_steps_csv)
@@ -155,6 +156,12 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
                     table, written[2])
     render_png(table, from_baseline, profile, written[3])
     render_absolute_png(table, cells, profile, written[4])
+    # Rows that are the released model: our curves over the official run's.
+    against, plots = reference_sections(table, work_dir, kept, out, profile)
+    if against:
+        text = written[0].read_text(encoding='utf-8').rstrip('\n') + '\n' + '\n'.join(against)
+        written[0].write_text(text + '\n', encoding='utf-8')
+        written += plots
     if not (kept['status'] == 'ok').any():
         warnings.append(f'nothing could be read: no {profile!r} run gave a value')
         return 1, warnings, written

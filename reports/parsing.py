@@ -6,7 +6,9 @@ file and line) or the reason there is none (``missing``, ``running``, ``interrup
 
 Folder layout, record and run states: ``runs/`` (shared with the runner). Each training run
 dir holds mmengine's ``<YYYYmmdd_HHMMSS>/`` folders, each with ``vis_data/scalars.json`` (train
-and validation lines) and, for a test-mode run, ``<timestamp>.json`` (the test metrics).
+and validation lines) and, for a test-mode run, ``<timestamp>.json`` (the test metrics). A folder
+without a usable scalars.json is read from its text log ``<timestamp>.log`` (``runs.logs``), the
+same way an official run's mmengine log is read.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pandas as pd
 import runs
 from ablations import METRICS, AblationTable
 from runs import TIMESTAMP
+from runs.logs import LogFormatError, parse_mmengine
 
 PICKS = ('paper', 'last', 'best')
 # mmengine prefixes metric names with the mode when LogProcessor.log_with_hierarchy is on.
@@ -131,13 +134,33 @@ def _read_test_json(path: Path, log_keys: tuple[str, ...], log: FolderLog) -> No
         log.evaluations.append(Evaluation(values, path, 1, None))
 
 
+def read_text_log(path: Path, log_keys: tuple[str, ...], log: FolderLog) -> None:
+    """Add the evaluations of an mmengine text log (``<timestamp>.log``, ours or an official
+    run's) to ``log``; the parsing is ``runs.logs`` (the same code ``status`` reads with)."""
+    try:
+        parsed = parse_mmengine(path.read_text(encoding='utf-8', errors='replace'), str(path))
+    except LogFormatError:
+        return  # nothing logged yet by mmengine (or not its log): no lines to count
+    log.train_lines += len(parsed.train)
+    for evaluation in parsed.evaluations:
+        values = {key: evaluation.metrics[key] for key in log_keys if key in evaluation.metrics}
+        if values:
+            log.evaluations.append(Evaluation(values, path, evaluation.line, evaluation.step))
+
+
 def read_folder(folder: Path, log_keys: tuple[str, ...]) -> FolderLog:
-    """Read one mmengine timestamp folder for the given metric log keys."""
+    """Read one mmengine timestamp folder for the given metric log keys: its
+    ``vis_data/scalars.json``, else (no such file, or one with no line) its text log."""
     log = FolderLog(folder)
     scalars = folder / 'vis_data' / 'scalars.json'
     if scalars.is_file():
         log.scalars = scalars
         _read_scalars(scalars, log_keys, log)
+    text_log = folder / f'{folder.name}.log'
+    if not log.train_lines and not log.evaluations and not log.corrupt and text_log.is_file():
+        read_text_log(text_log, log_keys, log)
+        if log.train_lines or log.evaluations:
+            log.scalars = text_log
     test_json = folder / f'{folder.name}.json'
     if test_json.is_file():
         # A test run writes no validation lines; its JSON is the run's last evaluation.

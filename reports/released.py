@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ablations import METRICS, AblationTable, get_table
+from ablations.references import ROW_REFERENCES, load_reference
 from runs import RecordError, iter_run_dirs, read_record
 
 MARK = 'released weights'
@@ -46,8 +47,25 @@ def released_rows(work_dir: Union[str, Path], table: Union[str, AblationTable],
                 sha12=(record.get('checkpoint_sha256') or key.tag[len('eval-'):])[:12],
                 converted_from=record.get('converted_from'), ema=record.get('ema'),
                 fuse_bn=record.get('fuse_bn'), model=record.get('model'),
-                status=record.get('status', 'pending'), kind=MARK, run_dir=str(run_dir)))
+                status=record.get('status', 'pending'), kind=MARK, run_dir=str(run_dir),
+                official=official_text(table.name, key.row, key.task, name)))
     return rows
+
+
+def official_text(table: str, row: str, task: str, metric: str) -> str:
+    """What the official run of this row's model logged (``ablations/references.py``): its best
+    and its final evaluation, the values its released weights should give; '-' without one."""
+    ref_id = ROW_REFERENCES.get((table, row, task))
+    if not ref_id:
+        return '-'
+    ref, metric_ = load_reference(ref_id), METRICS[metric]
+    best, last = ref.best(metric_.log_key), ref.last(metric_.log_key)
+    if not best:
+        return '-'
+    unit = 'epoch' if best['unit'] == 'epoch' else 'iteration'
+    value = lambda e: e['metrics'][metric_.log_key] * metric_.scale  # noqa: E731
+    return (f'best {value(best):.2f} ({unit} {best["step"]:,}), final {value(last):.2f} '
+            f'({ref_id})')
 
 
 def _cell(value: Optional[float]) -> str:
@@ -61,16 +79,20 @@ def render_released(rows: list[dict]) -> str:
     lines = ['## Released weights', '',
              'Released checkpoints evaluated in the rows\' configs (`./run_all.sh eval`): the '
              'papers\' own weights, **not a training reproduction** by this suite.', '',
-             '| row | metric | released weights | published | checkpoint | weights | profile '
-             '| status |',
-             '|---|---|---|---|---|---|---|---|']
+             '| row | metric | released weights | published | official log | checkpoint | '
+             'weights | profile | status |',
+             '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         value = '-' if r['value'] is None else f'{r["value"]:.2f}'
         weights = ', '.join(filter(None, [r['converted_from'], 'EMA' if r['ema'] else None,
                                           'BN fused' if r['fuse_bn'] else None]))
         lines.append(f'| {r["row_name"]} | {r["label"]} | {value} | {_cell(r["published"])} | '
-                     f'`{r["checkpoint"]}` ({r["sha12"]}) | {weights} | {r["profile"]} | '
-                     f'{r["status"]} |')
+                     f'{r.get("official", "-")} | `{r["checkpoint"]}` ({r["sha12"]}) | '
+                     f'{weights} | {r["profile"]} | {r["status"]} |')
+    if any(r.get('official', '-') != '-' for r in rows):
+        lines += ['', 'Official log: the best and the final evaluation in the official run\'s '
+                      'published training log (`ablations/references.py`); released weights '
+                      'evaluated here should give one of them.']
     if any(r['profile'] == 'smoke' for r in rows):
         lines += ['', 'Smoke-profile evals run on the generated tiny data: they show that the '
                       'weights load and run in the row\'s model, their numbers mean nothing.']

@@ -53,6 +53,7 @@ from ablations.compose import build_row_config
 from runs import REPO, git_commit
 from runs.launch import python_env
 from runs.pilot_datasets import make_pilot_data
+from runs.references import anchor_text, official_anchor
 
 DEFAULT_DATA_DIR = REPO / 'data' / 'pilot'
 PILOT_WORK_DIR = REPO / 'work_dirs' / 'plan'
@@ -370,6 +371,8 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
             entry['schedules'] = {str(g): schedule_of(full_config(
                 table.name, row, task, data_dir, work_root, g, cfg_options), task) for g in gpus}
         entry['flags'] = _flags(entry, gpu_mem)
+        # What the official run of this recipe measured, beside our estimate.
+        entry['official'] = official_anchor(table.base_configs[task])
         if entry['status'] == 'ok':
             print(f'  {entry["s_per_iter"]:.3f} s/iter (data {entry["data_s_per_iter"]:.3f}), '
                   f'peak {entry["peak_mem_gib"]:.2f} GiB', flush=True)
@@ -420,8 +423,9 @@ def render_markdown(plan: dict) -> str:
              + (f' Config overrides: `{plan["cfg_options"]}`.' if plan.get('cfg_options') else ''),
              '',
              '| run | device | AMP | scan backend | s/iter | data s/iter | peak mem (GiB) | '
-             + ' | '.join(f'iters @{g} GPUs | GPU-h @{g}' for g in gpus) + ' | flags |',
-             '|' + '---|' * (7 + 2 * len(gpus) + 1)]
+             + ' | '.join(f'iters @{g} GPUs | GPU-h @{g}' for g in gpus)
+             + ' | official run: s/iter, GPUs, hours | flags |',
+             '|' + '---|' * (7 + 2 * len(gpus) + 2)]
     for name, entry in plan['runs'].items():
         ok = entry['status'] == 'ok'
         cells = [name, entry.get('device', '-')]
@@ -437,6 +441,7 @@ def render_markdown(plan: dict) -> str:
                 cells += [f'{est["total_iters"]:,}', _hours(est['gpu_hours'])]
         else:
             cells += ['-'] * (5 + 2 * len(gpus))
+        cells.append(anchor_text(entry.get('official')))
         flags = list(entry['flags'])
         if not ok:
             flags = [f'FAILED: {entry["error"]} (log: {entry["log"]})']
@@ -449,6 +454,11 @@ def render_markdown(plan: dict) -> str:
         lines.append(f'| {g} | {_hours(t["gpu_hours"])} | {_hours(t["wall_hours_sequence"])} | '
                      f'{_hours(t["wall_hours_parallel"])} ({t["gpus_in_parallel"]}) | '
                      f'{t["runs_not_estimated"]} |')
+    if any(e.get('official') for e in plan['runs'].values()):
+        lines += ['', 'Official run: what the official repository\'s published training log of '
+                  'the same recipe measured (`ablations/references.py`): its median s/iter, its '
+                  'GPUs and its wall hours, validation included. A real anchor for our '
+                  'estimate: GPU-hours = hours x GPUs on that hardware.']
     if plan['device_mem_gib'] is None:
         lines += ['', 'Measured on a CPU: the "GPU-hours" are this CPU\'s hours per device (an '
                   'upper bound at best); run the plan on a GPU machine for the real estimate.']

@@ -1,7 +1,9 @@
 """``./run_all.sh status <table> [--work-dir DIR] [--profile P]``: where each run of a table is.
 
 One line per run: state (``runs.STATES``), SLURM job id, progress from the mmengine log,
-elapsed, ETA; then a summary. Exit 0 only when every run has finished (and none is stale), 1
+elapsed, ETA; then a summary. A running full-profile run whose row is the released model of an
+official run (``ablations/references.py``) gets a second line: its last evaluation and its lr
+now, each against the official run's at the same epoch or step. Exit 0 only when every run has finished (and none is stale), 1
 otherwise, 2 for bad arguments.
 """
 from __future__ import annotations
@@ -16,8 +18,11 @@ from typing import Optional, Sequence
 import runs
 from ablations import TABLES, get_table
 from ablations.compose import PROFILES
+from ablations.references import ROW_REFERENCES, load_reference
 from runs import REPO, RunKey
 from runs.identity import stale_reason
+from runs.logs import run_log
+from runs.references import tracking_line
 from runs.slurm import slurm_queue
 
 EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
@@ -82,6 +87,20 @@ def run_state(key: RunKey, run_dir: Path, record: Optional[dict], queue: dict) -
     return state, note
 
 
+def tracking(table, key: RunKey, run_dir: Path, record: dict) -> Optional[str]:
+    """How a running run tracks the official run of its row (``ablations/references.py``):
+    its last evaluation and its lr now, each against the official's at the same point."""
+    ref_id = ROW_REFERENCES.get((table.name, key.row, key.task))
+    if not ref_id:
+        return None
+    log = run_log(run_dir)
+    if log is None:
+        return f'reference {ref_id}; no log line yet'
+    accumulation = int((record.get('fidelity') or {}).get('accumulation') or 1)
+    return tracking_line(log, load_reference(ref_id), table.metrics_of(key.task)[0],
+                         accumulation)
+
+
 def expected_keys(table, profile: str, seeds: int) -> list[RunKey]:
     return [RunKey.train(table.name, profile, row.slug, task, seed)
             for row in table.rows for seed in range(seeds) for task in table.tasks]
@@ -119,6 +138,10 @@ def status(table_name: str, work_dir: Path, profile: Optional[str]) -> int:
         print(f'{state:<12} {record.get("slurm_job_id") or "-":>8}  '
               f'{f"{100 * done:.0f}%" if done is not None else "-":>8}  {_duration(elapsed):>8}  '
               f'{_duration(eta):>8}  {key.name}{f"  ({note})" if note else ""}')
+        if state == 'running' and key.profile == 'full':
+            line = tracking(table, key, run_dir, record)
+            if line:
+                print(f'{"":<12} {"":>8}  tracking: {line}')
     summary = ', '.join(f'{counts[s]} {s}' for s in runs.STATES if s in counts)
     total = sum(counts.values())
     print(f'{table.name}: {total} run(s): {summary}')

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import runs
-from ablations import AblationTable
+from ablations import AblationTable, get_table
 from ablations.compose import DEFAULT_SMOKE_DATA, check_data_root, describe_fidelity
 from runs import REPO, split_csv
 from runs.decide import decide, footprint_of, prepare, warn_if_short_of_disk
@@ -27,6 +27,7 @@ from runs.identity import run_config
 from runs.launch import python_env
 from runs.local import elapsed, run_local
 from runs.planner import estimate_at, load_plan
+from runs.references import anchor_text, official_anchor
 from runs.slurm import run_slurm, sbatch_script, slurm_queue
 from runs.tiny_datasets import make_tiny_datasets
 
@@ -34,7 +35,8 @@ from runs.tiny_datasets import make_tiny_datasets
 def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
             work_dir: Path) -> None:
     """Every run: its resources, recipe as run (effective batch, lr), checkpoint footprint,
-    the plan's estimate where ``./run_all.sh plan`` measured one, and its command."""
+    the plan's estimate where ``./run_all.sh plan`` measured one, what the official run of its
+    recipe measured where its log is published (``ablations/references.py``), and its command."""
     plans = {}
     footprints = []
     for i, run in enumerate(planned, 1):
@@ -71,6 +73,9 @@ def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
                                           if entry.get('flags') else ''))
         elif entry:
             print(f'    plan: the pilot FAILED: {entry.get("error")} (log: {entry.get("log")})')
+        anchor = official_anchor(get_table(run.key.table).base_configs[run.key.task])
+        if anchor:  # what the official run of this recipe measured
+            print(f'    official run: {anchor_text(anchor)}')
         if args.launcher == 'slurm':
             directives = [line.split(None, 1)[1] for line in
                           sbatch_script(run, args).splitlines() if line.startswith('#SBATCH')]
