@@ -133,7 +133,8 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
     if profile == 'full':
         cfg.fidelity = apply_global_batch(cfg, gpus)
     else:
-        cfg.fidelity = fidelity_record(cfg, gpus=1, deviations=[
+        # Smoke keeps its own small batch per process: N processes train N times the batch.
+        cfg.fidelity = fidelity_record(cfg, gpus=gpus or 1, deviations=[
             'smoke profile: tiny data and model, a pipeline check, never a reproduction'])
     return cfg
 
@@ -239,7 +240,10 @@ def fidelity_record(cfg: Config, gpus: Optional[int] = None, accumulation: Optio
 def describe_fidelity(record: dict) -> str:
     """One line for --dry-run: the batch, the lr and the schedule as they will run."""
     length = f'{record["epochs"]} epochs' if 'epochs' in record else f'{record["iters"]} iters'
-    parts = [f'effective batch {record["effective_batch"]} = {record["gpus"]} GPUs x '
+    # 'device' is added by the runner: what each of the run's processes trains on.
+    devices = f'{record["gpus"]} CPU process{"es" if record["gpus"] > 1 else ""}' \
+        if record.get('device') == 'cpu' else f'{record["gpus"]} GPUs'
+    parts = [f'effective batch {record["effective_batch"]} = {devices} x '
              f'{record["per_gpu_batch"]} x {record["accumulation"]} accumulation',
              f'lr {record["lr"]:.4g}', length]
     if record['official_batch'] and record['effective_batch'] != record['official_batch']:
