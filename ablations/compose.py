@@ -20,6 +20,8 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from backbones.ema import EMA_HOOK_TYPES
+
 from . import TASKS, AblationTable, Row, get_table
 from .recipes import get_recipe, plan_batch
 
@@ -177,10 +179,7 @@ def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
     cfg.train_dataloader.batch_size = plan.per_gpu_batch
     if plan.accumulation > 1:
         cfg.optim_wrapper.accumulative_counts = plan.accumulation
-        _scale_iterations(cfg, plan.accumulation)
-        for hook in cfg.get('custom_hooks') or []:
-            if hook.get('type') == 'EMAHook':
-                hook['interval'] = plan.accumulation
+        _scale_iterations(cfg, plan.accumulation)  # the EMA (StepEMAHook) follows by itself
     official_lr = cfg.optim_wrapper.optimizer.lr
     if not plan.exact:
         cfg.optim_wrapper.optimizer.lr = recipe.scale_lr(official_lr, plan.effective_batch)
@@ -212,7 +211,7 @@ def fidelity_record(cfg: Config, gpus: Optional[int] = None, accumulation: Optio
     lr = cfg.optim_wrapper.optimizer.lr
     loop = cfg.train_cfg
     mesa = cfg.model.get('mesa')
-    has_ema = any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks') or [])
+    has_ema = any(h.get('type') in EMA_HOOK_TYPES for h in cfg.get('custom_hooks') or [])
     has_mesa_hook = any(h.get('type') == 'MesaHook' for h in cfg.get('custom_hooks') or [])
     record = dict(
         recipe=recipe.name if recipe else None,
