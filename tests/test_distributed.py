@@ -16,6 +16,7 @@ exact here and measured on the smoke row in the note:
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,76 @@ def test_world_size_invariance(data, tmp_path):
     # ...and the weights did move: the comparison is not of three untouched models.
     first = runs[(1, 4)]['scalars'][0]
     assert first['loss'] > 0 and first['lr'] > 0
+
+
+def test_two_process_run_stops_resumes_and_reports_its_world_size(data, tmp_path):
+    """``--launcher pytorch --gpus 2`` on a CPU machine: two gloo processes train the smoke row;
+    SIGTERM stops both, a rerun resumes where the last checkpoint left off, rank 0 alone writes
+    checkpoints and logs, and the record, status and report state world size 2."""
+    import signal
+    import time
+
+    import runs
+    from reports import cli as report_cli
+
+    work = tmp_path / 'work'
+    args = ['table4', '--rows', 'conv2-concat', '--tasks', 'cls', '--launcher', 'pytorch',
+            '--gpus', '2', '--work-dir', str(work), '--data-root', str(data), '--no-report']
+    command = [sys.executable, '-m', 'tools.run_table', *args]
+    run_dir = work / 'table4' / 'smoke' / 'conv2-concat' / 'cls' / 'seed0'
+    runner = subprocess.Popen(command, cwd=REPO, env=python_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (run_dir / 'iter_8.pth').exists() or not (run_dir / 'last_checkpoint').exists():
+        assert time.monotonic() < deadline and runner.poll() is None, runner.stdout.read()
+        time.sleep(0.2)
+    record = runs.read_record(run_dir)
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=180)
+    assert runner.returncode == 130, out
+    assert runs.recorded_state(runs.read_record(run_dir), run_dir) == 'interrupted'
+    assert runs.lock_holder(run_dir) is None
+    assert not _alive(record['child_pid']), 'torchrun outlived the stopped run'
+
+    rerun = subprocess.run(command, cwd=REPO, env=python_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert 'no GPU here: each GPU of a run is a CPU process (gloo backend)' in rerun.stdout
+    record = runs.read_record(run_dir)
+    assert record['status'] == 'finished' and record['attempts'] == 2
+    assert record['fidelity']['gpus'] == 2 and record['fidelity']['device'] == 'cpu'
+    assert record['fidelity']['effective_batch'] == 2 * record['fidelity']['per_gpu_batch']
+    # The second session resumed from a checkpoint (iteration 8 or later), not from scratch.
+    sessions = sorted(p for p in run_dir.iterdir() if p.is_dir() and runs.TIMESTAMP.fullmatch(
+        p.name))
+    assert len(sessions) == 2
+    resumed = sessions[-1] / f'{sessions[-1].name}.log'
+    found = [int(m) for m in re.findall(r'resumed epoch: \d+, iter: (\d+)', resumed.read_text())]
+    assert found and found[0] >= 8, resumed.read_text()[-2000:]
+    # Rank 0 alone writes: one text log and one scalars file per session, each step once.
+    for session in sessions:
+        assert [p.name for p in session.glob('*.log')] == [f'{session.name}.log']
+    steps = [json.loads(line)['step'] for session in sessions
+             for line in (session / 'vis_data' / 'scalars.json').read_text().splitlines()
+             if 'loss' in line]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) and steps[-1] == 48
+    assert sorted(p.name for p in run_dir.glob('iter_*.pth')) == ['iter_48.pth']
+
+    status = subprocess.run([sys.executable, '-m', 'runs.status', 'table4', '--work-dir',
+                             str(work)], cwd=REPO, env=python_env(), capture_output=True,
+                            text=True)
+    line = next(l for l in status.stdout.splitlines() if 'conv2-concat/cls' in l)
+    assert 'finished' in line and '100%' in line, status.stdout
+    out = tmp_path / 'report'
+    assert report_cli.main(['table4', '--work-dir', str(work), '--out', str(out),
+                            '--no-complexity']) == 0
+    assert 'effective batch 32 = 2 CPU processes x 16 x 1 accumulation' in \
+        (out / 'table4.md').read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().split(')')[-1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
