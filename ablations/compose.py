@@ -20,6 +20,8 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from backbones.ema import EMA_HOOK_TYPES
+
 from . import TASKS, AblationTable, Row, get_table
 from .recipes import get_recipe, plan_batch
 
@@ -133,7 +135,8 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
     if profile == 'full':
         cfg.fidelity = apply_global_batch(cfg, gpus)
     else:
-        cfg.fidelity = fidelity_record(cfg, gpus=1, deviations=[
+        # Smoke keeps its own small batch per process: N processes train N times the batch.
+        cfg.fidelity = fidelity_record(cfg, gpus=gpus or 1, deviations=[
             'smoke profile: tiny data and model, a pipeline check, never a reproduction'])
     return cfg
 
@@ -176,10 +179,7 @@ def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
     cfg.train_dataloader.batch_size = plan.per_gpu_batch
     if plan.accumulation > 1:
         cfg.optim_wrapper.accumulative_counts = plan.accumulation
-        _scale_iterations(cfg, plan.accumulation)
-        for hook in cfg.get('custom_hooks') or []:
-            if hook.get('type') == 'EMAHook':
-                hook['interval'] = plan.accumulation
+        _scale_iterations(cfg, plan.accumulation)  # the EMA (StepEMAHook) follows by itself
     official_lr = cfg.optim_wrapper.optimizer.lr
     if not plan.exact:
         cfg.optim_wrapper.optimizer.lr = recipe.scale_lr(official_lr, plan.effective_batch)
@@ -211,7 +211,7 @@ def fidelity_record(cfg: Config, gpus: Optional[int] = None, accumulation: Optio
     lr = cfg.optim_wrapper.optimizer.lr
     loop = cfg.train_cfg
     mesa = cfg.model.get('mesa')
-    has_ema = any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks') or [])
+    has_ema = any(h.get('type') in EMA_HOOK_TYPES for h in cfg.get('custom_hooks') or [])
     has_mesa_hook = any(h.get('type') == 'MesaHook' for h in cfg.get('custom_hooks') or [])
     record = dict(
         recipe=recipe.name if recipe else None,
@@ -239,7 +239,10 @@ def fidelity_record(cfg: Config, gpus: Optional[int] = None, accumulation: Optio
 def describe_fidelity(record: dict) -> str:
     """One line for --dry-run: the batch, the lr and the schedule as they will run."""
     length = f'{record["epochs"]} epochs' if 'epochs' in record else f'{record["iters"]} iters'
-    parts = [f'effective batch {record["effective_batch"]} = {record["gpus"]} GPUs x '
+    # 'device' is added by the runner: what each of the run's processes trains on.
+    devices = f'{record["gpus"]} CPU process{"es" if record["gpus"] > 1 else ""}' \
+        if record.get('device') == 'cpu' else f'{record["gpus"]} GPUs'
+    parts = [f'effective batch {record["effective_batch"]} = {devices} x '
              f'{record["per_gpu_batch"]} x {record["accumulation"]} accumulation',
              f'lr {record["lr"]:.4g}', length]
     if record['official_batch'] and record['effective_batch'] != record['official_batch']:

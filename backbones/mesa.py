@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, MODELS
+from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.models import ImageClassifier
 
 __all__ = ['MesaImageClassifier', 'MesaHook', 'mesa_loss']
@@ -126,11 +127,11 @@ class MesaHook(Hook):
         self._classifier(runner)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        loop = runner.train_loop
-        if getattr(loop, 'max_epochs', None):
-            progress = runner.epoch / loop.max_epochs
-        else:
+        # An iteration-based loop also has a max_epochs (1): ask the loop's kind, not the field.
+        if isinstance(runner.train_loop, IterBasedTrainLoop):
             progress = runner.iter / runner.max_iters
+        else:
+            progress = runner.epoch / runner.train_loop.max_epochs
         self._classifier(runner).set_mesa_state(self._ema_hook.ema_model.module, progress)
 
     def after_train(self, runner) -> None:

@@ -16,8 +16,10 @@ from typing import Optional
 import runs
 from runs import REPO, git_commit, handover_checkpoint, now
 from runs.footprint import checkpoint_footprint, format_bytes, table_footprint
+from runs.devices import visible_gpus
 from runs.graph import Run, train_command
 from runs.identity import run_config, stale_reason
+from runs.slurm import uses_gpus
 
 
 def pretrained_for(run: Run) -> Optional[Path]:
@@ -123,9 +125,24 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
                       console_log=str(run.dir / runs.CONSOLE), queued=now(), ended=None,
                       schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
                           'max_epochs' if by_epoch else 'max_iters')),
-                      fidelity=cfg.to_dict().get('fidelity'), footprint=run.footprint,
+                      fidelity=recipe_as_run(cfg, run, args), footprint=run.footprint,
                       slurm_job_id=None, error=None)
     return True
+
+
+def device_of(run: Run, args: argparse.Namespace) -> str:
+    """'gpu' or 'cpu': what each of the run's processes trains on (CPU processes with the gloo
+    backend stand in for GPUs where there are none)."""
+    if args.launcher == 'slurm':
+        return 'gpu' if uses_gpus(run, args) else 'cpu'
+    return 'gpu' if visible_gpus() else 'cpu'
+
+
+def recipe_as_run(cfg, run: Run, args: argparse.Namespace) -> Optional[dict]:
+    """The config's fidelity record with the device the run's processes use: the world size
+    and batch the report states are the ones this run trains with."""
+    fidelity = cfg.to_dict().get('fidelity')
+    return None if fidelity is None else dict(fidelity, device=device_of(run, args))
 
 
 # --- what a table will cost -----------------------------------------------------------------

@@ -18,6 +18,7 @@ import torch
 from mmengine.config import Config
 
 from backbones.build import build_model_from_config
+from backbones.ema import EMA_HOOK_TYPES
 
 # Moments per trainable parameter in each optimizer's state.
 OPTIMIZER_MOMENTS = {'AdamW': 2, 'Adam': 2, 'Lamb': 2, 'SGD': 1}
@@ -38,7 +39,7 @@ def checkpoint_footprint(cfg: Config, model: Optional[torch.nn.Module] = None) -
     """Expected checkpoint bytes of a run of ``cfg`` (the model is built unless given)."""
     model = build_model_from_config(cfg) if model is None else model
     state_bytes, trainable, tensors = _state_bytes(model)
-    copies = 2 if any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks') or []) else 1
+    copies = 2 if any(h.get('type') in EMA_HOOK_TYPES for h in cfg.get('custom_hooks') or []) else 1
     opt = cfg.optim_wrapper.optimizer
     moments = OPTIMIZER_MOMENTS.get(opt.type, 2)
     if opt.type == 'SGD' and not opt.get('momentum'):

@@ -5,12 +5,12 @@ CPU the cores are split between them. Returns when every run has ended.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import time
 
 import runs
 from runs import REPO, now
+from runs.devices import threads_per_process, visible_gpus
 from runs.graph import Run, job_command
 from runs.job import EXIT_LOCKED, die_with_parent
 from runs.launch import python_env
@@ -18,24 +18,10 @@ from runs.launch import python_env
 POLL_SECONDS = 0.5
 
 
-def _devices() -> list[str]:
-    """The GPUs this machine offers, as CUDA_VISIBLE_DEVICES entries ([] on CPU)."""
-    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-    try:
-        import torch
-        count = torch.cuda.device_count()
-    except Exception:
-        count = 0
-    if visible:
-        return [d for d in visible.split(',') if d.strip()][:count]
-    return [str(i) for i in range(count)]
-
-
 def run_local(todo: list[Run], args: argparse.Namespace, start: float) -> None:
     """Up to args.jobs runs at once, each with its own devices (GPU) or share of cores (CPU)."""
-    free = _devices()
+    free = visible_gpus()
     has_gpus = bool(free)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
     waiting = list(todo)
     running: dict[int, tuple[Run, subprocess.Popen, list[str], float]] = {}
     total = len(todo)
@@ -63,7 +49,9 @@ def run_local(todo: list[Run], args: argparse.Namespace, start: float) -> None:
                 env = python_env()
                 if devices:
                     env['CUDA_VISIBLE_DEVICES'] = ','.join(devices)
-                elif args.jobs > 1:
+                elif args.jobs > 1 or run.gpus > 1:
+                    # The cores are split between the runs at once and each run's processes.
+                    threads = threads_per_process(run.gpus, args.jobs)
                     for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
                         env[var] = str(threads)
                 proc = subprocess.Popen(job_command(run.dir), cwd=REPO, env=env,

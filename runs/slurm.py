@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import runs
 from ablations import AblationTable
 from runs import REPO, now
+from runs.devices import BASE_PORT
 from runs.graph import Run, job_command
 
 GPUS_PER_NODE = int(os.environ.get('GPUS_PER_NODE', 8))
@@ -37,6 +38,12 @@ def slurm_queue() -> dict[str, tuple[str, str]]:
     return jobs
 
 
+def uses_gpus(run: Run, args: argparse.Namespace) -> bool:
+    """Whether the run's processes take GPUs: full runs on a partition with GPUs. Smoke runs and
+    runs on a CPU partition use CPU processes (gloo) in their place."""
+    return run.key.profile == 'full' and getattr(args, 'slurm_gpus', True)
+
+
 def sbatch_script(run: Run, args: argparse.Namespace) -> str:
     """The batch script of one run: resubmittable by hand with ``sbatch <run dir>/job.sbatch``."""
     lines = ['#!/bin/bash', f'#SBATCH --job-name={run.key.table}-{run.key.row}-{run.key.task}'
@@ -44,13 +51,17 @@ def sbatch_script(run: Run, args: argparse.Namespace) -> str:
              '#SBATCH --open-mode=append',
              # Preempted or out of time: back in the queue, resuming from the last checkpoint.
              '#SBATCH --requeue', f'#SBATCH --signal=B:USR1@{args.requeue_before}']
-    if run.key.profile == 'full':
+    # smoke: a CPU pipeline check, one core per process; full: the cores asked for per GPU.
+    cpus = args.cpus_per_gpu if run.key.profile == 'full' else 1
+    if run.gpus == 1 and not uses_gpus(run, args):
+        lines += ['#SBATCH --ntasks=1', f'#SBATCH --cpus-per-task={cpus}']
+    else:
         per_node = min(run.gpus, args.gpus_per_node)
         nodes = -(-run.gpus // per_node)
-        lines += [f'#SBATCH --nodes={nodes}', f'#SBATCH --ntasks-per-node={per_node}',
-                  f'#SBATCH --gres=gpu:{per_node}', f'#SBATCH --cpus-per-task={args.cpus_per_gpu}']
-    else:  # smoke: a CPU pipeline check, one core
-        lines += ['#SBATCH --ntasks=1', '#SBATCH --cpus-per-task=1']
+        lines += [f'#SBATCH --nodes={nodes}', f'#SBATCH --ntasks-per-node={per_node}']
+        if uses_gpus(run, args):
+            lines.append(f'#SBATCH --gres=gpu:{per_node}')
+        lines.append(f'#SBATCH --cpus-per-task={cpus}')
     for option in SLURM_OPTIONS:
         value = getattr(args, option)
         if value:
@@ -59,6 +70,8 @@ def sbatch_script(run: Run, args: argparse.Namespace) -> str:
               f'cd {shlex.quote(str(REPO))}',
               f'export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}',
               'export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}',
+              # A port per job: two multi-process jobs sharing a node must not collide.
+              f'export MASTER_PORT=$(({BASE_PORT} + SLURM_JOB_ID % 2000))',
               f'exec {shlex.join(job_command(run.dir))}', '']
     return '\n'.join(lines)
 

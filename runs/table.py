@@ -20,7 +20,8 @@ import runs
 from ablations import AblationTable, get_table
 from ablations.compose import DEFAULT_SMOKE_DATA, check_data_root, describe_fidelity
 from runs import REPO, split_csv
-from runs.decide import decide, footprint_of, prepare, warn_if_short_of_disk
+from runs.decide import decide, footprint_of, prepare, recipe_as_run, warn_if_short_of_disk
+from runs.devices import describe_local, slurm_has_gpus
 from runs.footprint import format_bytes, table_footprint
 from runs.graph import Run, plan_runs, train_command
 from runs.identity import run_config
@@ -49,7 +50,7 @@ def dry_run(planned: list[Run], args: argparse.Namespace, data_root: Path,
         except Exception as err:
             print(f'    config does not build: {err}')
             continue
-        fidelity = cfg.to_dict().get('fidelity')
+        fidelity = recipe_as_run(cfg, run, args)
         if fidelity:
             print(f'    recipe: {describe_fidelity(fidelity)}')
             for deviation in fidelity.get('deviations') or []:
@@ -102,6 +103,16 @@ def run_table(table: AblationTable, args: argparse.Namespace,
         raise ValueError('the full profile needs --data-root DIR (imagenet/, coco/, ade/ under '
                          'it); see README.md')
     data_root = Path(args.data_root or DEFAULT_SMOKE_DATA).expanduser().resolve()
+    most = max((r.gpus for r in planned), default=1)
+    if args.launcher == 'slurm':
+        args.slurm_gpus = slurm_has_gpus(args.partition)
+        if not args.slurm_gpus and most > 1:
+            print(f'SLURM partition {args.partition or "(default)"}: no GPU on its nodes; each '
+                  f'GPU of a run is a CPU process (gloo backend)', flush=True)
+    elif not args.dry_run:  # a dry run may plan for GPUs this machine lacks
+        line = describe_local({r.key.task: r.gpus for r in planned} or {'cls': 1}, args.jobs)
+        if most > 1:
+            print(line, flush=True)
     if args.dry_run:
         dry_run(planned, args, data_root, work_dir)
         return 0

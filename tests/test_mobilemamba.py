@@ -506,7 +506,7 @@ def test_variant_configs(variant):
     warmup, cosine = cfg.param_scheduler
     assert warmup.type == 'LinearLR' and warmup.end == 20
     assert cosine.type == 'CosineAnnealingLR' and cosine.begin == 20
-    ema = [h for h in cfg.custom_hooks if h['type'] == 'EMAHook'][0]
+    ema = [h for h in cfg.custom_hooks if h['type'] == 'StepEMAHook'][0]
     assert abs(ema['momentum'] - 2e-4) < 1e-12  # mmengine's momentum = 1 - decay 0.9998
     augments = {a['type']: a['alpha'] for a in cfg.model.train_cfg.augments}
     assert augments == {'Mixup': 0.8, 'CutMix': 1.0}

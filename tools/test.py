@@ -28,6 +28,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
+from runs.devices import prepare_distributed  # noqa: E402
 from runs.evaluate import run_test  # noqa: E402
 
 
@@ -44,6 +45,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     cfg = Config.fromfile(args.config)
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
+    prepare_distributed(cfg, args.launcher)  # CPU processes: gloo, where there is no GPU
     weights = torch.load(args.weights, map_location='cpu', weights_only=True)
     return run_test(cfg, weights['state_dict'], args.fuse_bn)
 

@@ -25,6 +25,8 @@ if str(REPO) not in sys.path:
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from runs.devices import prepare_distributed  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model with mmengine')
@@ -66,6 +68,7 @@ def main(argv=None) -> None:
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
+    prepare_distributed(cfg, args.launcher)  # CPU processes: gloo, where there is no GPU
     if args.resume:
         # load_from=None + resume=True: mmengine finds the work dir's last checkpoint itself and
         # starts from scratch when there is none.

@@ -7,7 +7,8 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.mesa'], allow_failed_imports=False)
+custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mesa'],
+                      allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
 recipe = 'mambavision-in1k'
@@ -92,10 +93,11 @@ test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=4096)
 
 # EMA of the weights, decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay); like
-# timm's ModelEmaV2 the BN statistics are averaged too. With gradient accumulation
-# ablations/compose.py sets the EMA's interval to the accumulation count (one update per step).
+# timm's ModelEmaV2 the BN statistics are averaged too. StepEMAHook averages once per optimizer
+# step, also under gradient accumulation (backbones/ema.py).
 # MesaHook hands the EMA model to the MESA loss.
-custom_hooks = [dict(type='EMAHook', momentum=2e-4, update_buffers=True, priority='ABOVE_NORMAL'),
+custom_hooks = [dict(type='StepEMAHook', momentum=2e-4, update_buffers=True,
+                     priority='ABOVE_NORMAL'),
                 dict(type='MesaHook')]
 # Bounded disk: the last checkpoints (to resume) plus the best EMA top-1 epoch, which the official
 # code keeps and reports (the EMA weights are what validation and the saved state_dict hold).

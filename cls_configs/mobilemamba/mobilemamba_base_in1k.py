@@ -6,7 +6,7 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.mobilemamba_head'],
+custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mobilemamba_head'],
                       allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
@@ -100,10 +100,10 @@ param_scheduler = [
 ]
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5)
 
-# EMA with decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay; with gradient
-# accumulation ablations/compose.py sets its interval); like timm's ModelEmaV2 the BN statistics
-# are averaged too. The reported top-1 is the EMA model's.
-custom_hooks = [dict(type='EMAHook', momentum=2e-4, update_buffers=True,
+# EMA with decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay; StepEMAHook
+# averages once per optimizer step under gradient accumulation too, backbones/ema.py); like
+# timm's ModelEmaV2 the BN statistics are averaged too. The reported top-1 is the EMA model's.
+custom_hooks = [dict(type='StepEMAHook', momentum=2e-4, update_buffers=True,
                      priority='ABOVE_NORMAL')]
 # Bounded disk: the last checkpoints (to resume) plus the best EMA top-1, the one reported.
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2,
