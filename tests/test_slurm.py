@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -118,3 +117,43 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     # The report job wrote the table's report, in the same layout as a local run's.
     md = (reports / 'table4' / 'table4.md').read_text()
     assert 'conv1 - conv2 - concat' in md and 'blocked' in md
+
+
+@pytest.mark.slow
+def test_a_run_spans_two_nodes_and_resumes_after_requeue(tmp_path, capsys):
+    """``--gpus 4 --gpus-per-node 2`` on the cluster's ``multi`` partition: two nodes (slurmds
+    in network namespaces of their own, tools/slurm_local.sh) x two CPU processes, started by
+    srun and joined by the slurm launcher; a requeue after the first checkpoint resumes."""
+    _require_cluster()
+    nodes = subprocess.run(['sinfo', '-h', '-p', 'multi', '-o', '%D'], capture_output=True,
+                           text=True).stdout.split()
+    assert nodes == ['2'], f'no two-node partition "multi" (sinfo: {nodes}); restart the test ' \
+                           'cluster with tools/slurm_local.sh'
+    work = tmp_path / 'work'
+    data = make_tiny_datasets(tmp_path / 'data')
+    assert run_table(['table4', '--launcher', 'slurm', '--rows', GOOD, '--tasks', 'cls',
+                      '--gpus', '4', '--gpus-per-node', '2', '--partition', 'multi',
+                      '--work-dir', str(work), '--data-root', str(data), '--no-report']) == 0
+    assert 'no GPU on its nodes; each GPU of a run is a CPU process' in capsys.readouterr().out
+    run_dir = _key(GOOD, 'cls').dir(work)
+    script = (run_dir / 'job.sbatch').read_text()
+    assert '--nodes=2' in script and '--ntasks-per-node=2' in script and '--gres' not in script
+    job = runs.read_record(run_dir)['slurm_job_id']
+    try:
+        node_list = _wait(lambda: subprocess.run(['squeue', '-h', '-j', job, '-t', 'R', '-o',
+                                                  '%N'], capture_output=True,
+                                                 text=True).stdout.strip(), 'the job to start')
+        assert node_list == 'simn[1-2]', node_list
+        _wait(lambda: (run_dir / 'last_checkpoint').exists(), 'the first checkpoint')
+        subprocess.run(['scontrol', 'requeue', job], check=True)
+        _wait(lambda: job not in slurm_queue() and (runs.read_record(run_dir) or {}).get(
+            'status') in ('finished', 'failed'), 'the requeued job to end')
+    finally:
+        subprocess.run(['scancel', job], capture_output=True)
+    record = runs.read_record(run_dir)
+    console = (run_dir / runs.CONSOLE).read_text()
+    assert record['status'] == 'finished', console[-3000:]
+    assert record['attempts'] == 2 and record['host'] == 'simn1'
+    assert 'GPU number: 4' in console and 'Distributed launcher: slurm' in console
+    assert re.search(r'resumed epoch: \d+, iter: [1-9]\d*', console), console[-3000:]
+    assert record['fidelity']['gpus'] == 4 and record['fidelity']['device'] == 'cpu'
