@@ -159,6 +159,38 @@ def _scale_iterations(cfg: Config, factor: int) -> None:
         ckpt.interval *= factor
 
 
+# Schedulers that count optimizer steps themselves (backbones/training.py): they are told the
+# accumulation; every other scheduler moves once per iteration, i.e. per micro-batch.
+STEP_COUNTING_SCHEDULERS = ('TimmCosineLR', )
+
+
+def _accumulate_steps(cfg: Config, plan) -> list:
+    """Under gradient accumulation: whole optimizer steps per epoch (a ``StepAlignedSampler``
+    keeps per-GPU batch x accumulation images per rank and step) and schedulers that count
+    steps; the deviations that remain where a config has neither."""
+    deviations = []
+    sampler = cfg.train_dataloader.get('sampler') or {}
+    if sampler.get('type') == 'StepAlignedSampler':
+        sampler['images_per_step'] = plan.per_gpu_batch * plan.accumulation
+    elif cfg.train_cfg.get('by_epoch', False) or 'max_epochs' in cfg.train_cfg:
+        deviations.append(f'an epoch is not a whole number of optimizer steps of '
+                          f'{plan.accumulation} iterations: steps straddle epoch ends')
+    schedulers = cfg.get('param_scheduler') or []
+    schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+    per_iteration = []
+    for sched in schedulers:
+        if sched.get('type') in STEP_COUNTING_SCHEDULERS:
+            sched['accumulation'] = plan.accumulation
+        elif not sched.get('by_epoch', True) or sched.get('convert_to_iter_based'):
+            per_iteration.append(sched.get('type'))
+    if per_iteration:
+        deviations.append(
+            f'{" and ".join(per_iteration)} move once per iteration (mmengine steps schedulers '
+            f'per micro-batch): at each optimizer step the lr is {plan.accumulation - 1}/'
+            f'{plan.accumulation} of a step ahead of the official schedule')
+    return deviations
+
+
 def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
     """Keep the recipe's global batch on ``gpus`` GPUs; return the fidelity record.
 
@@ -180,6 +212,7 @@ def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
         for hook in cfg.get('custom_hooks') or []:
             if hook.get('type') == 'EMAHook':
                 hook['interval'] = plan.accumulation
+        deviations += _accumulate_steps(cfg, plan)
     official_lr = cfg.optim_wrapper.optimizer.lr
     if not plan.exact:
         cfg.optim_wrapper.optimizer.lr = recipe.scale_lr(official_lr, plan.effective_batch)
