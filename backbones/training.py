@@ -110,7 +110,9 @@ class TimmCosineLR(LRSchedulerMixin, TimmCosineParamScheduler):
 def aligned_samples(dataset_len: int, world_size: int, images_per_step: Optional[int]) -> int:
     """The samples one rank of ``StepAlignedSampler`` (``round_up=True``) yields per epoch."""
     per_rank = math.ceil(dataset_len / world_size)
-    return per_rank - per_rank % images_per_step if images_per_step else per_rank
+    if images_per_step and per_rank >= images_per_step:
+        per_rank -= per_rank % images_per_step
+    return per_rank
 
 
 @DATA_SAMPLERS.register_module()
@@ -119,7 +121,8 @@ class StepAlignedSampler(DefaultSampler):
 
     Args:
         images_per_step: per-GPU batch x gradient accumulation; None keeps every sample (then the
-            DataLoader's own ``drop_last`` drops an incomplete batch).
+            DataLoader's own ``drop_last`` drops an incomplete batch). A rank with less than one
+            step of images (a cost pilot on a few generated images) keeps them all.
     """
 
     def __init__(self, *args, images_per_step: Optional[int] = None, **kwargs):
@@ -129,11 +132,8 @@ class StepAlignedSampler(DefaultSampler):
             raise ValueError(f'images_per_step must be a whole number >= 1, got '
                              f'{images_per_step!r}')
         self.images_per_step = images_per_step
-        if images_per_step:
+        if images_per_step and self.num_samples >= images_per_step:
             self.num_samples -= self.num_samples % images_per_step
-            if self.num_samples == 0:
-                raise ValueError(f'the dataset has fewer than {images_per_step} images per '
-                                 f'rank: not one optimizer step per epoch')
 
     def __iter__(self):
         indices = list(super().__iter__())
