@@ -183,14 +183,21 @@ def test_mesa_starts_after_the_start_ratio_in_a_real_run(tmp_path):
 
 # ---- the fidelity record in a report -----------------------------------------------------------
 def test_fidelity_footnotes_mark_the_cells_they_affect():
+    det = _full('det', 8).fidelity
     records = {('conv2-concat', 'cls'): _full('cls', 12).fidelity,
                ('conv2-gate', 'cls'): _full('cls', 12).fidelity,
-               ('conv2-concat', 'det'): _full('det', 8).fidelity}
+               ('conv2-concat', 'det'): det}
     lines, marks = deviation_footnotes(records)
-    assert marks[('conv2-concat', 'det')] == ''
+    assert deviation_footnotes({('conv2-gate', 'det'): dict(det, deviations=[])}) == \
+        ([], {('conv2-gate', 'det'): ''})
     assert marks[('conv2-concat', 'cls')] == marks[('conv2-gate', 'cls')] != ''
-    assert len(lines) == len(records[('conv2-concat', 'cls')]['deviations'])
+    assert marks[('conv2-concat', 'det')] not in ('', marks[('conv2-concat', 'cls')])
+    assert len(lines) == len(records[('conv2-concat', 'cls')]['deviations']) + \
+        len(det['deviations'])
     assert lines[0].startswith('[r1] cls: ')
+    # The official downstream behaviour kept on purpose is data, so the report shows it.
+    assert any(line.startswith('[r') and ' det: drop path 0.2 for every variant' in line
+               for line in lines)
     section = '\n'.join(fidelity_section(records))
     assert 'Recipe as run, cls: effective batch 4104 = 12 GPUs x 114 x 3 accumulation' in section
     assert 'Recipe as run, det: effective batch 16 = 8 GPUs x 2 x 1 accumulation' in section
