@@ -595,14 +595,19 @@ def test_dagger_config_and_distillation(tmp_path):
     assert set(losses) == {'loss', 'loss_kd'}
     assert losses['loss_kd'] > 0
     (losses['loss'] + losses['loss_kd']).backward()
-    # The teacher saw pixels in [0, 1] at its own size (teacher_std 255).
+    # The teacher saw what the official CLSKDLoss gives it: the batch back in [0, 1] pixels
+    # (teacher_std 255), resized by torchvision's bicubic tensor resize (no antialiasing in the
+    # official torchvision 0.16), at its own size.
+    import torchvision.transforms.functional as F_tv
     seen = {}
     handle = model.teacher.backbone.register_forward_pre_hook(
         lambda m, a: seen.setdefault('x', a[0]))
     model.teacher_logits(data['inputs'])
     handle.remove()
-    assert seen['x'].shape[-2:] == (128, 128)
-    assert seen['x'].min() >= -1e-4 and seen['x'].max() <= 1 + 1e-4
+    pre = model.data_preprocessor
+    pixels = (data['inputs'] * pre.std + pre.mean) / 255
+    official = F_tv.resize(pixels, 128, F_tv.InterpolationMode.BICUBIC, antialias=False)
+    assert seen['x'].shape == official.shape and torch.allclose(seen['x'], official, atol=1e-5)
 
 
 @needs_mmpretrain
