@@ -185,8 +185,8 @@ def _accumulate_steps(cfg: Config, plan) -> list:
             per_iteration.append(sched.get('type'))
     if per_iteration:
         deviations.append(
-            f'{" and ".join(per_iteration)} move once per iteration (mmengine steps schedulers '
-            f'per micro-batch): at each optimizer step the lr is {plan.accumulation - 1}/'
+            f'the lr schedulers ({", ".join(per_iteration)}) move once per iteration, i.e. per '
+            f'micro-batch: at each optimizer step the lr is {plan.accumulation - 1}/'
             f'{plan.accumulation} of a step ahead of the official schedule')
     return deviations
 

@@ -386,3 +386,66 @@ def test_mambavision_downstream_no_decay_is_the_official_norm_rule(task, config)
                                                              for n in official)
     cfg = Config.fromfile(str(REPO / config))
     assert _our_no_decay(cfg, 'mmdet' if task == 'det' else 'mmseg') == official
+
+
+# ---- the parts the configs use (backbones/training.py, backbones/transforms.py) ----------------
+def test_timm_cosine_refuses_an_accumulation_the_optimizer_wrapper_does_not_have():
+    from mmengine.optim import OptimWrapper
+    from backbones.training import TimmCosineLR
+    wrapper = OptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
+                           accumulative_counts=4)
+    with pytest.raises(ValueError, match='accumulation=1 but the optimizer wrapper accumulates 4'):
+        TimmCosineLR(wrapper, cycle=100, warmup=10, by_epoch=False)
+    sched = TimmCosineLR(wrapper, cycle=100, warmup=8, warmup_factor=0.5, accumulation=4,
+                         by_epoch=False)
+    values = [wrapper.param_groups[0]['lr']]
+    for _ in range(11):
+        sched.step()
+        values.append(wrapper.param_groups[0]['lr'])
+    # One value per optimizer step of 4 iterations: 0.5, then 0.5 + 1 x 0.5 / 2, then step 2.
+    assert values[:4] == [0.5] * 4 and values[4:8] == [0.75] * 4
+    assert values[8] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 25)))
+
+
+def test_step_aligned_sampler_keeps_whole_optimizer_steps():
+    from backbones.training import StepAlignedSampler, aligned_samples
+    sampler = StepAlignedSampler(range(1000), shuffle=True, seed=0, images_per_step=96)
+    indices = list(sampler)
+    assert len(indices) == len(sampler) == aligned_samples(1000, 1, 96) == 960
+    assert len(set(indices)) == 960
+    # A rank with less than one step (a cost pilot's few images) keeps them all.
+    assert len(StepAlignedSampler(range(50), images_per_step=96, seed=0)) == 50
+    assert len(StepAlignedSampler(range(1000), seed=0)) == 1000
+    with pytest.raises(ValueError, match='images_per_step'):
+        StepAlignedSampler(range(10), images_per_step=0, seed=0)
+
+
+def test_random_interpolation_draws_bilinear_and_bicubic_per_image_and_per_op():
+    import numpy as np
+    from mmpretrain.registry import TRANSFORMS
+    import backbones.transforms  # noqa: F401
+    from backbones.transforms import RANDOM_INTERPOLATIONS
+    np.random.seed(0)
+    img = np.random.randint(0, 255, (48, 64, 3), dtype=np.uint8)
+    crop = TRANSFORMS.build(dict(type='RandomInterpResizedCrop', scale=32, backend='pillow',
+                                 interpolation='random'))
+    drawn = set()
+    for _ in range(40):
+        out = crop(dict(img=img.copy()))
+        assert out['img'].shape == (32, 32, 3)
+        drawn.add(crop.interpolation)
+    assert drawn == set(RANDOM_INTERPOLATIONS)
+    fixed = TRANSFORMS.build(dict(type='RandomInterpResizedCrop', scale=32,
+                                  interpolation='bilinear'))
+    fixed(dict(img=img.copy()))
+    assert fixed.interpolation == 'bilinear'
+    ra = TRANSFORMS.build(dict(type='RandomInterpRandAugment', policies='timm_increasing',
+                               num_policies=2, magnitude_level=9, magnitude_std=0.5,
+                               hparams=dict(pad_val=128, interpolation='random')))
+    resampling = [op for op in ra.transforms if hasattr(op, 'interpolation')]
+    assert {type(op).__name__ for op in resampling} >= {'Rotate', 'Shear', 'Translate'}
+    seen = set()
+    for _ in range(200):
+        assert ra(dict(img=img.copy()))['img'].shape == img.shape
+        seen |= {op.interpolation for op in resampling}
+    assert seen == set(RANDOM_INTERPOLATIONS)
