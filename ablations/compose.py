@@ -21,7 +21,7 @@ from typing import Optional, Union
 from mmengine.config import Config
 
 from . import TASKS, AblationTable, Row, get_table
-from .recipes import get_recipe, plan_batch
+from .recipes import MAMBAVISION_TRAIN_VAL_CROP, get_recipe, plan_batch
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = ('smoke', 'full')
@@ -191,6 +191,24 @@ def _accumulate_steps(cfg: Config, plan) -> list:
     return deviations
 
 
+def _validation_crop_deviations(cfg: Config) -> list:
+    """MambaVision: validating during training at another crop than the yaml's, by which the
+    official train.py picks the best (reported) epoch."""
+    arch = cfg.model.get('backbone', {}).get('arch')
+    if cfg.get('recipe') != 'mambavision-in1k' or arch not in MAMBAVISION_TRAIN_VAL_CROP:
+        return []
+    crop_pct = MAMBAVISION_TRAIN_VAL_CROP[arch]
+    resize = next((t.get('scale') for t in cfg.val_dataloader.dataset.pipeline
+                   if t.get('type') == 'ResizeEdge'), None)
+    crop = next((t.get('crop_size') for t in cfg.val_dataloader.dataset.pipeline
+                 if t.get('type') == 'CenterCrop'), None)
+    if crop is None or resize == int(crop / crop_pct):
+        return []
+    return [f'validation during training resizes to {resize} for the {crop} crop; the official '
+            f'training validates at its yaml\'s crop_pct {crop_pct:g} (resize '
+            f'{int(crop / crop_pct)}) and picks the best epoch by it']
+
+
 def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
     """Keep the recipe's global batch on ``gpus`` GPUs; return the fidelity record.
 
@@ -221,6 +239,7 @@ def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
             f'{recipe.global_batch} does not divide over {gpus} GPUs); lr '
             f'{official_lr:g} scaled by the {recipe.lr_rule} rule ({recipe.lr_rule_source}) to '
             f'{cfg.optim_wrapper.optimizer.lr:.4g}')
+    deviations += _validation_crop_deviations(cfg)
     if plan.per_gpu_batch < official_per_gpu:
         deviations.append(f'{plan.per_gpu_batch} images per GPU instead of {official_per_gpu}: '
                           f'BatchNorm statistics over fewer images')

@@ -449,3 +449,19 @@ def test_random_interpolation_draws_bilinear_and_bicubic_per_image_and_per_op():
         assert ra(dict(img=img.copy()))['img'].shape == img.shape
         seen |= {op.interpolation for op in resampling}
     assert seen == set(RANDOM_INTERPOLATIONS)
+
+
+# ---- what is not fixed is recorded -------------------------------------------------------------
+@pytest.mark.parametrize('variant', list(MV_YAML))
+def test_a_validation_crop_other_than_the_yamls_is_a_recorded_deviation(variant):
+    """The official training validates every epoch at its yaml's crop_pct and picks the best
+    epoch by it; where our config validates at another crop, the fidelity record says so."""
+    from ablations.recipes import MAMBAVISION_TRAIN_VAL_CROP
+    crop_pct = MV_YAML[variant]['crop_pct']
+    assert MAMBAVISION_TRAIN_VAL_CROP[variant] == crop_pct
+    cfg = _mv_config(variant)
+    resize = next(t.scale for t in cfg.val_dataloader.dataset.pipeline if t.type == 'ResizeEdge')
+    from ablations.compose import apply_global_batch
+    record = apply_global_batch(cfg, 32)
+    recorded = [d for d in record['deviations'] if d.startswith('validation during training')]
+    assert bool(recorded) == (resize != int(224 / crop_pct)), (resize, recorded)
