@@ -261,6 +261,9 @@ def _assert_pipeline_is_timms(pipeline: list, timm_parts: dict) -> None:
         (erase.probability, erase.min_area, erase.max_area)
     assert erase.mode == 'pixel' and e['mode'] == 'rand'  # mmpretrain's name for per-pixel
     assert erase.max_count == 1
+    from mmpretrain.registry import TRANSFORMS
+    built = TRANSFORMS.build(dict(e))  # its default aspect range: timm's log-uniform range
+    assert [math.log(a) for a in built.aspect_range] == pytest.approx(erase.log_aspect_ratio)
 
 
 @pytest.mark.parametrize('variant', ['T', 'B'])
