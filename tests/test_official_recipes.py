@@ -261,7 +261,9 @@ def _assert_pipeline_is_timms(pipeline: list, timm_parts: dict) -> None:
         (erase.probability, erase.min_area, erase.max_area)
     assert erase.mode == 'pixel' and e['mode'] == 'rand'  # mmpretrain's name for per-pixel
     assert erase.max_count == 1
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import TRANSFORMS
+    init_default_scope('mmpretrain')
     built = TRANSFORMS.build(dict(e))  # its default aspect range: timm's log-uniform range
     assert [math.log(a) for a in built.aspect_range] == pytest.approx(erase.log_aspect_ratio)
 
@@ -425,8 +427,10 @@ def test_step_aligned_sampler_keeps_whole_optimizer_steps():
 
 def test_random_interpolation_draws_bilinear_and_bicubic_per_image_and_per_op():
     import numpy as np
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import TRANSFORMS
     import backbones.transforms  # noqa: F401
+    init_default_scope('mmpretrain')
     from backbones.transforms import RANDOM_INTERPOLATIONS
     np.random.seed(0)
     img = np.random.randint(0, 255, (48, 64, 3), dtype=np.uint8)
