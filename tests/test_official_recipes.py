@@ -60,28 +60,35 @@ def _epoch_length(cfg: Config, gpus: int) -> int:
 
 
 def our_lrs(cfg: Config, gpus: int) -> list[float]:
-    """The lr of every optimizer step of the config's whole training on ``gpus`` GPUs.
+    """The lr of every optimizer step of the config's whole (epoch-based) training on ``gpus``
+    GPUs, the epoch length from the config's own data loader (see _epoch_length)."""
+    return mmengine_lrs(cfg.param_scheduler, cfg.optim_wrapper.optimizer.lr,
+                        cfg.optim_wrapper.get('accumulative_counts', 1),
+                        epochs=cfg.train_cfg.max_epochs, length=_epoch_length(cfg, gpus))
+
+
+def mmengine_lrs(param_scheduler: list, lr: float, accumulation: int, epochs: int,
+                 length: int, by_epoch: bool = True) -> list[float]:
+    """The lr of every optimizer step of a training of ``epochs`` x ``length`` iterations (an
+    iteration-based loop: ``epochs=1``, ``length`` = max_iters, ``by_epoch=False``).
 
     The schedulers are built by mmengine's registry with the Runner's defaults (``end`` = the
     training's length, the epoch length for ``convert_to_iter_based``) on a real
-    ``OptimWrapper`` with the config's accumulation, and stepped as ``ParamSchedulerHook`` steps
-    them: iteration-based ones after every iteration, epoch-based ones after every epoch. An
+    ``OptimWrapper`` with the accumulation, and stepped as ``ParamSchedulerHook`` steps them:
+    iteration-based ones after every iteration, epoch-based ones after every epoch. An
     optimizer step happens at every ``accumulative_counts``-th iteration (mmengine's rule).
     """
     from mmengine.optim import OptimWrapper
     from mmengine.registry import PARAM_SCHEDULERS
-    length = _epoch_length(cfg, gpus)
-    accumulation = cfg.optim_wrapper.get('accumulative_counts', 1)
-    epochs = cfg.train_cfg.max_epochs
-    wrapper = OptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))],
-                                           lr=cfg.optim_wrapper.optimizer.lr),
+    wrapper = OptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr),
                            accumulative_counts=accumulation)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # "scheduler.step() before optimizer.step()"
         schedulers = []
-        for sched in cfg.param_scheduler:
-            sched = copy.deepcopy(sched)
-            sched.setdefault('end', epochs)
+        for sched in param_scheduler:
+            sched = copy.deepcopy(dict(sched))
+            sched.setdefault('end', epochs if sched.get('by_epoch', True) and by_epoch
+                             else epochs * length)
             schedulers.append(PARAM_SCHEDULERS.build(
                 sched, default_args=dict(optimizer=wrapper, epoch_length=length)))
         per_iter = [s for s in schedulers if not s.by_epoch]
@@ -153,7 +160,7 @@ def _assert_same_curve(ours: list, official: list) -> None:
     n = min(len(ours), len(official))
     ours_t = torch.tensor(ours[:n], dtype=torch.float64)
     off_t = torch.tensor(official[:n], dtype=torch.float64)
-    gaps = (ours_t - off_t).abs() / off_t
+    gaps = (ours_t - off_t).abs() / off_t.abs().clamp_min(1e-30)  # a zero lr must be zero
     worst = int(gaps.argmax())
     assert len(ours) == len(official) and gaps[worst] < 1e-6, \
         f'{len(ours)} optimizer steps, official {len(official)}; worst relative gap ' \
@@ -472,3 +479,61 @@ def test_a_validation_crop_other_than_the_yamls_is_a_recorded_deviation(variant)
     record = apply_global_batch(cfg, 32)
     recorded = [d for d in record['deviations'] if d.startswith('validation during training')]
     assert bool(recorded) == (resize != int(224 / crop_pct)), (resize, recorded)
+
+
+# ---- downstream: optimizer and lr at every step against the official mmdet/mmseg configs -------
+COCO_TRAIN = 117266  # train2017 images with annotations (mmdet's filter_empty_gt)
+DOWNSTREAM = [
+    *[('det_configs/mambavision/cascade-mask-rcnn_mambavision-{}_fpn_3x_coco.py'.format(v),
+       'mambavision', f'cascade_{v}') for v in 'tsb'],
+    *[('seg_configs/mambavision/upernet_mambavision-{}_512x512_160k_ade20k.py'.format(v),
+       'mambavision', f'upernet_{v}') for v in 'tsb'],
+    ('det_configs/mobilemamba/mask-rcnn_mobilemamba-b1_fpn_1x_coco.py', 'mobilemamba',
+     'maskrcnn'),
+    ('det_configs/mobilemamba/retinanet_mobilemamba-b1_fpn_1x_coco.py', 'mobilemamba',
+     'retinanet'),
+    ('seg_configs/mobilemamba/fpn_mobilemamba-b4_512x512_160k_ade20k.py', 'mobilemamba', 'fpn'),
+    ('seg_configs/mobilemamba/deeplabv3_mobilemamba-b4_512x512_80k_ade20k.py', 'mobilemamba',
+     'deeplabv3'),
+    ('seg_configs/mobilemamba/pspnet_mobilemamba-b4_512x512_80k_ade20k.py', 'mobilemamba',
+     'pspnet'),
+]
+# Keys of the official configs' paramwise_cfg copied from Swin / PVT configs: no parameter of
+# these models has them in its name (the no-decay tests above compare the resulting sets).
+UNMATCHED_KEYS = {'absolute_pos_embed', 'relative_position_bias_table', 'pos_block'}
+
+
+def _downstream_lrs(optim: dict, schedulers: list, train_cfg: dict, global_batch: int,
+                    accumulation: int = 1) -> list[float]:
+    if 'max_epochs' in train_cfg:
+        length = math.ceil(COCO_TRAIN / global_batch) * accumulation
+        return mmengine_lrs(schedulers, optim['optimizer']['lr'], accumulation,
+                            epochs=train_cfg['max_epochs'], length=length)
+    return mmengine_lrs(schedulers, optim['optimizer']['lr'], accumulation, epochs=1,
+                        length=train_cfg['max_iters'], by_epoch=False)
+
+
+@pytest.mark.parametrize('config, family, key', DOWNSTREAM)
+def test_downstream_optimizer_and_lr_at_every_step_equal_the_official_configs(config, family,
+                                                                               key):
+    from ablations.compose import apply_global_batch
+    off = FIXTURE[family]['downstream_configs'][key]
+    cfg = Config.fromfile(str(REPO / config))
+    record = apply_global_batch(cfg, None)  # the official GPU count
+    # The official global batch (GPUs x images per GPU of the official run).
+    assert record['effective_batch'] == get_recipe(cfg.recipe).global_batch
+    ours, theirs = cfg.optim_wrapper.to_dict(), off['optim_wrapper']
+    for k in ('type', 'lr', 'weight_decay', 'betas'):
+        assert tuple(ours['optimizer'].get(k) or ()) == tuple(theirs['optimizer'].get(k) or ()) \
+            if k == 'betas' else ours['optimizer'][k] == theirs['optimizer'][k], k
+    assert ours.get('clip_grad') == theirs.get('clip_grad')
+    keys = dict(theirs.get('paramwise_cfg', {}).get('custom_keys', {}))
+    assert ours['paramwise_cfg'] == dict(custom_keys={k: v for k, v in keys.items()
+                                                      if k not in UNMATCHED_KEYS})
+    assert ('max_epochs' in cfg.train_cfg) == ('max_epochs' in off['train_cfg'])
+    assert cfg.train_cfg.get('max_epochs', cfg.train_cfg.get('max_iters')) == \
+        off['train_cfg'].get('max_epochs', off['train_cfg'].get('max_iters'))
+    batch = record['effective_batch']
+    _assert_same_curve(
+        _downstream_lrs(ours, cfg.param_scheduler, cfg.train_cfg.to_dict(), batch),
+        _downstream_lrs(theirs, off['param_scheduler'], off['train_cfg'], batch))

@@ -14,6 +14,8 @@ compare our full configs with, taken from the official files and from running of
   no-weight-decay group, run on the official S6 model (``trainable`` lists every trainable one);
 - ``mobilemamba.downstream_no_decay``: per official downstream log (weights/downstream/*/*.log), the
   parameters mmengine logged with weight_decay 0;
+- ``*.downstream_configs``: the optimizer, lr schedule, loop and batch of the official
+  downstream configs, resolved by mmengine;
 - ``mambavision.downstream_params``: the trainable parameters of the official downstream backbone
   (object_detection/tools/mamba_vision.py, ``MM_mamba_vision``) as the official T / S / B detection
   configs build it, when its imports (mmdet, mmseg, mamba_ssm) are available.
@@ -145,6 +147,38 @@ def mobilemamba_downstream_no_decay(checkout: Path) -> dict:
     return out
 
 
+# The official downstream configs the recipe tests compare ours with, by their file in each repo.
+DOWNSTREAM_CONFIGS = dict(
+    mambavision={f'{task}_{v}': f'{folder}/mamba_vision/{stem.format(size)}'
+                 for v, size in (('t', 'tiny'), ('s', 'small'), ('b', 'base'))
+                 for task, folder, stem in (
+                     ('cascade', 'object_detection/configs',
+                      'cascade_mask_rcnn_mamba_vision_{}_3x_coco.py'),
+                     ('upernet', 'semantic_segmentation/configs',
+                      'mamba_vision_160k_ade20k-512x512_{}.py'))},
+    mobilemamba=dict(
+        maskrcnn='downstream/det/configs/mask_rcnn/mask-rcnn_mobilemamba_b1_fpn_1x_coco.py',
+        retinanet='downstream/det/configs/retinanet/retinanet_mobilemamba_b1_fpn_1x_coco.py',
+        fpn='downstream/seg/configs/sem_fpn/fpn_mobilemamba_b4-160k_ade20k-512x512.py',
+        deeplabv3='downstream/seg/configs/deeplabv3/deeplabv3_mobilemamba_b4-80k_ade20k-512x512.py',
+        pspnet='downstream/seg/configs/pspnet/pspnet_mobilemamba_b4-80k_ade20k-512x512.py'),
+)
+
+
+def downstream_configs(family: str, checkout: Path) -> dict:
+    """The training recipe of each official downstream config, resolved by mmengine (its
+    _base_ files included, its custom modules not imported)."""
+    from mmengine.config import Config
+    out = {}
+    for name, rel in DOWNSTREAM_CONFIGS[family].items():
+        cfg = Config.fromfile(str(checkout / rel), import_custom_modules=False)
+        out[name] = _plain(dict(file=rel, optim_wrapper=cfg.optim_wrapper.to_dict(),
+                                param_scheduler=[dict(s) for s in cfg.param_scheduler],
+                                train_cfg=cfg.train_cfg.to_dict(),
+                                batch_size=cfg.train_dataloader.batch_size))
+    return out
+
+
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('mambavision', type=Path, help='an official MambaVision checkout')
@@ -159,11 +193,13 @@ def main(argv=None) -> Path:
     fixture = dict(
         mambavision=dict(source=dict(repo='NVlabs/MambaVision', commit=git_commit(mv)),
                          yaml=mambavision_yamls(mv),
-                         downstream_params=mambavision_downstream_params(mv)),
+                         downstream_params=mambavision_downstream_params(mv),
+                         downstream_configs=downstream_configs('mambavision', mv)),
         mobilemamba=dict(source=dict(repo='lewandofskee/MobileMamba', commit=git_commit(mm)),
                          config=mobilemamba_configs(mm),
                          in1k_no_decay=mobilemamba_in1k_no_decay(mm),
-                         downstream_no_decay=mobilemamba_downstream_no_decay(mm)),
+                         downstream_no_decay=mobilemamba_downstream_no_decay(mm),
+                         downstream_configs=downstream_configs('mobilemamba', mm)),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(fixture, indent=1, sort_keys=True) + '\n')
