@@ -23,7 +23,7 @@ from mmengine.config import Config
 from backbones.ema import EMA_HOOK_TYPES
 
 from . import TASKS, AblationTable, Row, get_table
-from .recipes import get_recipe, plan_batch
+from .recipes import MAMBAVISION_TRAIN_VAL_CROP, get_recipe, plan_batch
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = ('smoke', 'full')
@@ -162,6 +162,56 @@ def _scale_iterations(cfg: Config, factor: int) -> None:
         ckpt.interval *= factor
 
 
+# Schedulers that count optimizer steps themselves (backbones/training.py): they are told the
+# accumulation; every other scheduler moves once per iteration, i.e. per micro-batch.
+STEP_COUNTING_SCHEDULERS = ('TimmCosineLR', )
+
+
+def _accumulate_steps(cfg: Config, plan) -> list:
+    """Under gradient accumulation: whole optimizer steps per epoch (a ``StepAlignedSampler``
+    keeps per-GPU batch x accumulation images per rank and step) and schedulers that count
+    steps; the deviations that remain where a config has neither."""
+    deviations = []
+    sampler = cfg.train_dataloader.get('sampler') or {}
+    if sampler.get('type') == 'StepAlignedSampler':
+        sampler['images_per_step'] = plan.per_gpu_batch * plan.accumulation
+    elif cfg.train_cfg.get('by_epoch', False) or 'max_epochs' in cfg.train_cfg:
+        deviations.append(f'an epoch is not a whole number of optimizer steps of '
+                          f'{plan.accumulation} iterations: steps straddle epoch ends')
+    schedulers = cfg.get('param_scheduler') or []
+    schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+    per_iteration = []
+    for sched in schedulers:
+        if sched.get('type') in STEP_COUNTING_SCHEDULERS:
+            sched['accumulation'] = plan.accumulation
+        elif not sched.get('by_epoch', True) or sched.get('convert_to_iter_based'):
+            per_iteration.append(sched.get('type'))
+    if per_iteration:
+        deviations.append(
+            f'the lr schedulers ({", ".join(per_iteration)}) move once per iteration, i.e. per '
+            f'micro-batch: at each optimizer step the lr is {plan.accumulation - 1}/'
+            f'{plan.accumulation} of a step ahead of the official schedule')
+    return deviations
+
+
+def _validation_crop_deviations(cfg: Config) -> list:
+    """MambaVision: validating during training at another crop than the yaml's, by which the
+    official train.py picks the best (reported) epoch."""
+    arch = cfg.model.get('backbone', {}).get('arch')
+    if cfg.get('recipe') != 'mambavision-in1k' or arch not in MAMBAVISION_TRAIN_VAL_CROP:
+        return []
+    crop_pct = MAMBAVISION_TRAIN_VAL_CROP[arch]
+    resize = next((t.get('scale') for t in cfg.val_dataloader.dataset.pipeline
+                   if t.get('type') == 'ResizeEdge'), None)
+    crop = next((t.get('crop_size') for t in cfg.val_dataloader.dataset.pipeline
+                 if t.get('type') == 'CenterCrop'), None)
+    if crop is None or resize == int(crop / crop_pct):
+        return []
+    return [f'validation during training resizes to {resize} for the {crop} crop; the official '
+            f'training validates at its yaml\'s crop_pct {crop_pct:g} (resize '
+            f'{int(crop / crop_pct)}) and picks the best epoch by it']
+
+
 def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
     """Keep the recipe's global batch on ``gpus`` GPUs; return the fidelity record.
 
@@ -180,6 +230,7 @@ def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
     if plan.accumulation > 1:
         cfg.optim_wrapper.accumulative_counts = plan.accumulation
         _scale_iterations(cfg, plan.accumulation)  # the EMA (StepEMAHook) follows by itself
+        deviations += _accumulate_steps(cfg, plan)
     official_lr = cfg.optim_wrapper.optimizer.lr
     if not plan.exact:
         cfg.optim_wrapper.optimizer.lr = recipe.scale_lr(official_lr, plan.effective_batch)
@@ -188,6 +239,7 @@ def apply_global_batch(cfg: Config, gpus: Optional[int]) -> dict:
             f'{recipe.global_batch} does not divide over {gpus} GPUs); lr '
             f'{official_lr:g} scaled by the {recipe.lr_rule} rule ({recipe.lr_rule_source}) to '
             f'{cfg.optim_wrapper.optimizer.lr:.4g}')
+    deviations += _validation_crop_deviations(cfg)
     if plan.per_gpu_batch < official_per_gpu:
         deviations.append(f'{plan.per_gpu_batch} images per GPU instead of {official_per_gpu}: '
                           f'BatchNorm statistics over fewer images')

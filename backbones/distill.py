@@ -2,8 +2,8 @@
 
 The official runs (training logs of the released † models) add ``5.0 * KL(teacher || student)``
 at temperature 1 to the mixup/label-smoothing cross entropy, with a TResNet-L v2 teacher that
-sees the same (mixed) batch resized to 224 px and normalised with mean 0, std 1 (i.e. pixels in
-[0, 1]), while the student sees ImageNet-normalised pixels. One head: the student's logits serve
+sees the same (mixed) batch resized (bicubic) to 224 px and normalised with mean 0, std 1 (i.e.
+pixels in [0, 1]), while the student sees ImageNet-normalised pixels. One head: the student's logits serve
 both losses (no DeiT distillation token).
 
 Imports mmpretrain, so configs load it via ``custom_imports``; registered in the root ``MODELS``.
@@ -112,7 +112,10 @@ class DistillImageClassifier(ImageClassifier):
             x = x * pre.std + pre.mean  # back to 0-255 pixels
         size = cfg['teacher_input_size']
         if size is not None and tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x, size=(size, size), mode='bilinear', align_corners=False)
+            # As the official CLSKDLoss: torchvision's tensor resize, bicubic, which in the
+            # official torchvision 0.16 does not antialias tensors.
+            x = F.interpolate(x, size=(size, size), mode='bicubic', align_corners=False,
+                              antialias=False)
         mean = x.new_tensor(cfg['teacher_mean']).view(1, -1, 1, 1)
         std = x.new_tensor(cfg['teacher_std']).view(1, -1, 1, 1)
         x = (x - mean) / std

@@ -1,6 +1,8 @@
 """MESA (as in the official MambaVision training script): distillation from the run's own EMA.
 
-Once ``epoch / epochs > start_ratio`` (``epoch`` counted from 0, ``epochs`` the run's total), the
+Once ``epoch / epochs > start_ratio`` (``epoch`` counted from 0; ``epochs`` the official
+``args.epochs``, the yaml's 310, which leaves out the 10 cooldown epochs trained after it: the
+hook's ``epochs``, by default the run's total), the
 training loss gains ``weight * 50 * KL(softmax(ema / 3) || softmax(y / 3))`` with ``batchmean``
 reduction and no T^2 factor, where ``y`` are the model's logits and ``ema`` the EMA model's logits
 on the same augmented (mixed) batch, computed without gradient with the EMA model in eval mode
@@ -103,11 +105,19 @@ class MesaImageClassifier(ImageClassifier):
 @HOOKS.register_module()
 class MesaHook(Hook):
     """Gives ``MesaImageClassifier`` the EMA model of the run's ``EMAHook`` and the progress
-    ``epoch / max_epochs`` (``iter / max_iters`` for iteration-based loops) before each step."""
+    ``epoch / epochs`` (``iter / max_iters`` for iteration-based loops) before each step.
+
+    Args:
+        epochs: the official ``args.epochs`` the progress is counted against (MambaVision: the
+            yaml's 310, while 320 are trained); None: the loop's ``max_epochs``.
+    """
 
     priority = 'NORMAL'  # after EMAHook (ABOVE_NORMAL) has built its EMA model
 
-    def __init__(self):
+    def __init__(self, epochs: Optional[int] = None):
+        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f'MesaHook: epochs must be a whole number >= 1, got {epochs!r}')
+        self.epochs = epochs
         self._ema_hook: Optional[EMAHook] = None
 
     @staticmethod
@@ -131,8 +141,12 @@ class MesaHook(Hook):
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             progress = runner.iter / runner.max_iters
         else:
-            progress = runner.epoch / runner.train_loop.max_epochs
+            progress = self.progress(runner.epoch, runner.train_loop.max_epochs)
         self._classifier(runner).set_mesa_state(self._ema_hook.ema_model.module, progress)
+
+    def progress(self, epoch: int, max_epochs: int) -> float:
+        """The official ``epoch / args.epochs`` of an epoch-based run (``epoch`` from 0)."""
+        return epoch / (self.epochs or max_epochs)
 
     def after_train(self, runner) -> None:
         self._classifier(runner).set_mesa_state(None, 0.0)

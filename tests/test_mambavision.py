@@ -471,8 +471,9 @@ def test_cls_configs_name_their_variant(arch):
     pytest.importorskip('mmpretrain')  # the configs inherit mmpretrain's _base_ files
     from mmengine.config import Config
     cfg = Config.fromfile(str(CONFIGS[arch]))
-    assert cfg.custom_imports == dict(imports=['backbones', 'backbones.mesa'],
-                                      allow_failed_imports=False)
+    assert cfg.custom_imports == dict(
+        imports=['backbones', 'backbones.mesa', 'backbones.transforms'],
+        allow_failed_imports=False)
     assert cfg.model.type == 'MesaImageClassifier'
     assert cfg.model.backbone.type == 'MambaVision' and cfg.model.backbone.arch == arch
     assert cfg.model.backbone.final_norm and tuple(cfg.model.backbone.out_indices) == (3, )

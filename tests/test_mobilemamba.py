@@ -490,8 +490,9 @@ def test_variant_configs(variant):
     assert 'backbones' in cfg.custom_imports.imports
     assert cfg.custom_imports.allow_failed_imports is False
     train = cfg.train_dataloader.dataset.pipeline
-    assert _find(train, 'RandomResizedCrop')[0]['scale'] == res
-    assert _find(train, 'RandAugment')[0]['magnitude_level'] == 9
+    # The official transform (timm, interpolation 'random'): tests/test_official_recipes.py.
+    assert _find(train, 'RandomInterpResizedCrop')[0]['scale'] == res
+    assert _find(train, 'RandomInterpRandAugment')[0]['magnitude_level'] == 9
     assert _find(train, 'RandomErasing')[0]['erase_prob'] == 0.25
     test = cfg.test_dataloader.dataset.pipeline
     assert _find(test, 'ResizeEdge')[0]['scale'] == resize
@@ -503,9 +504,9 @@ def test_variant_configs(variant):
     assert opt.optimizer.weight_decay == 0.05 and opt.clip_grad.max_norm == 5.0
     assert opt.type == 'AmpOptimWrapper' and not cfg.auto_scale_lr.enable
     assert cfg.train_cfg.max_epochs == 300
-    warmup, cosine = cfg.param_scheduler
-    assert warmup.type == 'LinearLR' and warmup.end == 20
-    assert cosine.type == 'CosineAnnealingLR' and cosine.begin == 20
+    # timm's cosine as the official trainer runs it: tests/test_official_recipes.py.
+    (schedule, ) = cfg.param_scheduler
+    assert (schedule.type, schedule.warmup, schedule.cycle) == ('TimmCosineLR', 20, 300)
     ema = [h for h in cfg.custom_hooks if h['type'] == 'StepEMAHook'][0]
     assert abs(ema['momentum'] - 2e-4) < 1e-12  # mmengine's momentum = 1 - decay 0.9998
     augments = {a['type']: a['alpha'] for a in cfg.model.train_cfg.augments}
@@ -594,14 +595,19 @@ def test_dagger_config_and_distillation(tmp_path):
     assert set(losses) == {'loss', 'loss_kd'}
     assert losses['loss_kd'] > 0
     (losses['loss'] + losses['loss_kd']).backward()
-    # The teacher saw pixels in [0, 1] at its own size (teacher_std 255).
+    # The teacher saw what the official CLSKDLoss gives it: the batch back in [0, 1] pixels
+    # (teacher_std 255), resized by torchvision's bicubic tensor resize (no antialiasing in the
+    # official torchvision 0.16), at its own size.
+    import torchvision.transforms.functional as F_tv
     seen = {}
     handle = model.teacher.backbone.register_forward_pre_hook(
         lambda m, a: seen.setdefault('x', a[0]))
     model.teacher_logits(data['inputs'])
     handle.remove()
-    assert seen['x'].shape[-2:] == (128, 128)
-    assert seen['x'].min() >= -1e-4 and seen['x'].max() <= 1 + 1e-4
+    pre = model.data_preprocessor
+    pixels = (data['inputs'] * pre.std + pre.mean) / 255
+    official = F_tv.resize(pixels, 128, F_tv.InterpolationMode.BICUBIC, antialias=False)
+    assert seen['x'].shape == official.shape and torch.allclose(seen['x'], official, atol=1e-5)
 
 
 @needs_mmpretrain

@@ -127,7 +127,7 @@ def test_pilot_config_keeps_the_training_and_drops_validation_and_checkpoints(tm
     assert pilot.val_cfg is None and pilot.val_dataloader is None and pilot.test_cfg is None
     assert pilot.default_hooks.checkpoint is None
     assert [step['type'] for step in pilot.train_dataloader.dataset.pipeline] == pipeline
-    assert 'RandAugment' in pipeline and pilot.train_dataloader.batch_size == batch
+    assert 'RandomInterpRandAugment' in pipeline and pilot.train_dataloader.batch_size == batch
     assert dict(pilot.train_cfg) == loop and pilot.model.train_cfg.augments
     # No AMP on CPU in mmengine: the CPU pilot trains in float32.
     assert pilot.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in pilot.optim_wrapper

@@ -7,7 +7,8 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mesa'],
+custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mesa',
+                               'backbones.transforms'],
                       allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
@@ -34,10 +35,28 @@ model = dict(
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
 )
 
-# Data: the base's timm-style training pipeline is the official one (RandomResizedCrop bicubic,
-# flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 'pixel' mode). Evaluation uses the
-# official crop_pct: resize the short edge to int(224 / crop_pct), centre crop 224 (timm's eval
-# transform). T, B, L and L2 use 1.0; T2 and S pick their 0.98 and 0.93 from _test_pipelines.
+# Data: the official training transform (timm's create_transform with the yaml's values,
+# checked against timm itself by tests/test_official_recipes.py): random-resized crop (scale
+# 0.08-1, ratio 3/4-4/3) with interpolation 'random' (bilinear or bicubic per image), flip 0.5,
+# RandAugment rand-m9-mstd0.5-inc1 whose geometric ops also resample at random, random erasing
+# 0.25 in per-pixel mode ('pixel' in timm, 'rand' in mmpretrain). Colour jitter 0.4 is in the
+# yaml, but timm skips it when RandAugment is on. Evaluation uses the official crop_pct: resize the
+# short edge to int(224 / crop_pct), centre crop 224 (timm's eval transform). T, B, L and L2 use
+# 1.0; T2 and S pick their 0.98 and 0.93 from _test_pipelines.
+_bgr_mean = [103.53, 116.28, 123.675]
+_bgr_std = [57.375, 57.12, 58.395]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomInterpResizedCrop', scale=224, crop_ratio_range=(0.08, 1.0),
+         aspect_ratio_range=(3. / 4., 4. / 3.), backend='pillow', interpolation='random'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomInterpRandAugment', policies='timm_increasing', num_policies=2,
+         total_level=10, magnitude_level=9, magnitude_std=0.5,
+         hparams=dict(pad_val=[round(x) for x in _bgr_mean], interpolation='random')),
+    dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,
+         max_area_ratio=1 / 3, fill_color=_bgr_mean, fill_std=_bgr_std),
+    dict(type='PackInputs'),
+]
 
 
 def _test_pipeline(crop_pct: float) -> list:
@@ -53,35 +72,40 @@ def _test_pipeline(crop_pct: float) -> list:
 # `val_dataloader = dict(dataset=dict(pipeline={{_base_._test_pipelines.crop093}}))`.
 _test_pipelines = {f'crop{round(pct * 100):03d}': _test_pipeline(pct) for pct in (1.0, 0.98, 0.93)}
 test_pipeline = _test_pipelines['crop100']
-# 32 GPUs x 128 images = 4096, the official batch.
-train_dataloader = dict(batch_size=128)
+# 32 GPUs x 128 images = 4096, the official batch. timm's loader drops each rank's last
+# incomplete batch (312 steps per epoch, as the official scheduler counts them); with gradient
+# accumulation ablations/compose.py has the sampler keep whole optimizer steps
+# (backbones/training.py).
+train_dataloader = dict(batch_size=128, drop_last=True,
+                        sampler=dict(type='StepAlignedSampler', shuffle=True),
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
+_lr = 5e-3
 # LAMB, lr 5e-3 at batch 4096, weight decay 0.05 (T) off for every 1-D parameter (norms, biases,
 # layer scales, the mixer's D: timm's rule; A_log is 2-D and decays, as officially), grad-norm
 # clip 5, AMP.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
-    optimizer=dict(type='Lamb', lr=5e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
+    optimizer=dict(type='Lamb', lr=_lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.),
     clip_grad=dict(max_norm=5.0),
 )
-# timm's cosine schedule as the official code sets it: per-iteration linear warmup from 1e-6 over
-# the warm-up epochs (T: 20), cosine down to 5e-6 at epoch 310, then 10 cooldown epochs at 5e-6
-# (the official scheduler factory trains cycle length + cooldown_epochs = 320 epochs).
+# timm's CosineLRScheduler as the official scheduler factory sets it (backbones/training.py),
+# stepped per optimizer step: linear warm-up from 1e-6 over the warm-up epochs (T: 20), a cosine
+# to 5e-6 whose phase spans the whole 310-epoch cycle from step 0 (warm-up included), then
+# 10 cooldown epochs at 5e-6 (the factory trains cycle + cooldown_epochs = 320 epochs). The
+# official train.py sets update k's lr to the value at k + 1 (offset 1).
 _cycle_epochs = 310
 _cooldown_epochs = 10
 
 
 def _schedule(warmup_epochs: int) -> list:
-    return [
-        dict(type='LinearLR', start_factor=1e-6 / 5e-3, by_epoch=True, begin=0,
-             end=warmup_epochs, convert_to_iter_based=True),
-        dict(type='CosineAnnealingLR', eta_min=5e-6, by_epoch=True, begin=warmup_epochs,
-             end=_cycle_epochs, convert_to_iter_based=True),
-    ]
+    return [dict(type='TimmCosineLR', cycle=_cycle_epochs, warmup=warmup_epochs,
+                 warmup_factor=1e-6 / _lr, eta_min_factor=5e-6 / _lr, offset=1, by_epoch=True,
+                 convert_to_iter_based=True)]
 
 
 # A variant with another warm-up picks its own: `param_scheduler = {{_base_._schedules.w35}}`.
@@ -95,10 +119,11 @@ auto_scale_lr = dict(base_batch_size=4096)
 # EMA of the weights, decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay); like
 # timm's ModelEmaV2 the BN statistics are averaged too. StepEMAHook averages once per optimizer
 # step, also under gradient accumulation (backbones/ema.py).
-# MesaHook hands the EMA model to the MESA loss.
+# MesaHook hands the EMA model to the MESA loss, and its progress as the official train.py counts
+# it: epoch / 310 (the yaml's `epochs`, the cooldown left out), so T starts at epoch 78.
 custom_hooks = [dict(type='StepEMAHook', momentum=2e-4, update_buffers=True,
                      priority='ABOVE_NORMAL'),
-                dict(type='MesaHook')]
+                dict(type='MesaHook', epochs=_cycle_epochs)]
 # Bounded disk: the last checkpoints (to resume) plus the best EMA top-1 epoch, which the official
 # code keeps and reports (the EMA weights are what validation and the saved state_dict hold).
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,

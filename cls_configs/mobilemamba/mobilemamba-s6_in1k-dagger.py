@@ -9,7 +9,8 @@
 # A copy with another variant's config as _base_ gives the other † models (README: T2† 76.9,
 # T4† 78.9, B1† 82.2, B2† 83.3, B4† 83.6).
 _base_ = ['./mobilemamba-s6_in1k.py']
-custom_imports = dict(imports=['backbones', 'backbones.mobilemamba_head', 'backbones.distill'],
+custom_imports = dict(imports=['backbones', 'backbones.mobilemamba_head',
+                               'backbones.transforms', 'backbones.distill'],
                       allow_failed_imports=False)
 
 model = dict(
@@ -19,4 +20,6 @@ model = dict(
     distill_cfg=dict(tau=1.0, loss_weight=5.0, teacher_input_size=224,
                      teacher_mean=(0.0, 0.0, 0.0), teacher_std=(255.0, 255.0, 255.0)),
 )
+# 1000 epochs, the cosine over all of them (official epoch_full 1000, test_start_epoch 200).
 train_cfg = dict(max_epochs=1000)
+param_scheduler = {{_base_._schedules.e1000}}

@@ -6,8 +6,8 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mobilemamba_head'],
-                      allow_failed_imports=False)
+custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mobilemamba_head',
+                               'backbones.transforms'], allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
 recipe = 'mobilemamba-in1k'
@@ -39,9 +39,13 @@ model = dict(
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
 )
 
-# The official runs: 8 GPUs x 128 = 1024 images per step. RandAugment m9 (mstd 0.5, increasing),
-# random erasing 0.25 ('rand' = timm's per-pixel mode) and the 0.875 test crop (short edge
-# size/0.875, centre crop) as in the mmpretrain base, at each variant's resolution: a variant
+# The official runs: 8 GPUs x 128 = 1024 images per step. The official training transform is
+# timm's create_transform (configs/mobilemamba/*.py; checked against timm itself by
+# tests/test_official_recipes.py): random-resized crop with interpolation 'random' (bilinear or
+# bicubic per image), flip 0.5, RandAugment m9 (mstd 0.5, increasing) whose geometric ops resample
+# at random too, random erasing 0.25 ('pixel' in timm = 'rand' here); colour jitter 0.4 is set
+# but timm skips it under RandAugment. The test crop is 0.875 (short edge size/0.875, bicubic,
+# centre crop). Both at each variant's resolution: a variant
 # picks its pair, e.g. `pipeline={{_base_._pipelines.r256.train}}`. This file's own default
 # is S6's 224 px.
 _bgr_mean = [103.53, 116.28, 123.675]
@@ -51,11 +55,12 @@ _bgr_std = [57.375, 57.12, 58.395]
 def _pipelines_at(size: int) -> dict:
     train = [
         dict(type='LoadImageFromFile'),
-        dict(type='RandomResizedCrop', scale=size, backend='pillow', interpolation='bicubic'),
+        dict(type='RandomInterpResizedCrop', scale=size, crop_ratio_range=(0.08, 1.0),
+             aspect_ratio_range=(3. / 4., 4. / 3.), backend='pillow', interpolation='random'),
         dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10,
-             magnitude_level=9, magnitude_std=0.5,
-             hparams=dict(pad_val=[round(x) for x in _bgr_mean], interpolation='bicubic')),
+        dict(type='RandomInterpRandAugment', policies='timm_increasing', num_policies=2,
+             total_level=10, magnitude_level=9, magnitude_std=0.5,
+             hparams=dict(pad_val=[round(x) for x in _bgr_mean], interpolation='random')),
         dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,
              max_area_ratio=1 / 3, fill_color=_bgr_mean, fill_std=_bgr_std),
         dict(type='PackInputs'),
@@ -71,7 +76,11 @@ def _pipelines_at(size: int) -> dict:
 
 
 _pipelines = {f'r{size}': _pipelines_at(size) for size in (192, 224, 256, 384, 512)}
-train_dataloader = dict(batch_size=128, dataset=dict(pipeline=_pipelines['r224']['train']))
+# The official loader drops each rank's last incomplete batch (1251 steps per epoch); with
+# gradient accumulation ablations/compose.py has the sampler keep whole optimizer steps.
+train_dataloader = dict(batch_size=128, drop_last=True,
+                        sampler=dict(type='StepAlignedSampler', shuffle=True),
+                        dataset=dict(pipeline=_pipelines['r224']['train']))
 val_dataloader = dict(batch_size=125, dataset=dict(pipeline=_pipelines['r224']['test']))
 test_dataloader = val_dataloader
 
@@ -90,15 +99,22 @@ optim_wrapper = dict(
 )
 auto_scale_lr = dict(base_batch_size=1024, enable=False)
 
-# 20 warm-up epochs from lr/1000 (official warmup_lr 3e-6 at lr 3e-3), then cosine to lr/100
-# (official lr_min 3e-5 at lr 3e-3), both stepped per iteration.
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=20,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min_ratio=0.01, by_epoch=True, begin=20,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5)
+# timm's CosineLRScheduler as the official get_scheduler sets it (backbones/training.py), stepped
+# per optimizer step: 20 warm-up epochs from lr/1000 (official warmup_lr 1.5e-6 per 512 images),
+# a cosine to lr/100 (lr_min 1.5e-5 per 512) whose phase spans all 300 epochs from step 0,
+# warm-up included. The official trainer sets iteration k's lr to the value at k (offset 0).
+# The cycle is the training's length: the 1000-epoch dagger config picks
+# `param_scheduler = {{_base_._schedules.e1000}}`.
+def _schedule(epochs: int) -> list:
+    return [dict(type='TimmCosineLR', cycle=epochs, warmup=20, warmup_factor=1e-3,
+                 eta_min_factor=1e-2, offset=0, by_epoch=True, convert_to_iter_based=True)]
+
+
+_schedules = {f'e{e}': _schedule(e) for e in (300, 1000)}
+param_scheduler = _schedules['e300']
+# Validation (of the EMA model, whose best top-1 is reported) every 5 epochs, then every epoch from
+# epoch 200 (official test_per_epoch 5, test_start_epoch 200).
+train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5, dynamic_intervals=[(200, 1)])
 
 # EMA with decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay; StepEMAHook
 # averages once per optimizer step under gradient accumulation too, backbones/ema.py); like

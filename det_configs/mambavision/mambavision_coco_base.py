@@ -28,13 +28,15 @@ _backbone = dict(
     # (dict(type='Pretrained', checkpoint=..., prefix='backbone.')).
     init_cfg=None)
 
-# AdamW 1e-4, wd 0.05, AMP. No decay on norms (the official 'norm' key; here by layer type, so the
-# heads' norms too). Everything else decays, biases and the mixers' A_log / D included: mmdet's
-# optimizer constructor reads no `_no_weight_decay` flags, so the official runs decayed them.
+# AdamW 1e-4, wd 0.05, AMP. No decay on parameters whose name contains 'norm', the official key:
+# the backbone's norm1/norm2 (conv blocks' BN, mixer/attention blocks' LN) and outnorm{i}; the stem
+# BN and the heads' norms decay (ablations/recipes.py records it). Everything else decays, biases
+# and the mixers' A_log / D included: mmdet's optimizer constructor reads no `_no_weight_decay`
+# flags. tests/test_official_recipes.py checks the set against the official names.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0))
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
 # 1000-iteration linear warmup, then steps at epochs 8 and 11 of 12 (1x); 3x configs override.
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),

@@ -21,13 +21,14 @@ _backbone = dict(
     drop_path_rate=0.2,
     init_cfg=None)
 
-# AdamW lr 5e-5 (T, B; S sets 6e-5), wd 0.01, AMP, no decay on norms (as the detection recipe:
-# everything else decays, A_log and D included), 1500-iteration warmup then poly (power 1).
+# AdamW lr 5e-5 (T, B; S sets 6e-5), wd 0.01, AMP, no decay on names containing 'norm' (the
+# official key, as the detection recipe: the heads' SyncBN and the stem BN decay, and so does
+# everything else, A_log and D included), 1500-iteration warmup then poly (power 1).
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(norm_decay_mult=0.0))
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),

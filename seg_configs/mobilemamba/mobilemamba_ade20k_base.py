@@ -22,13 +22,14 @@ _backbone = dict(
     # checkpoint converted by tools/convert_checkpoint.py.
     init_cfg=None)
 
-# AdamW 1.2e-4, wd 0.05, no decay on norms, gradient clipping at 0.1, 500-iteration warmup, then
+# AdamW 1.2e-4, wd 0.05, no decay on names containing 'norm' (the official key: only the SS2D
+# out_norm, every BatchNorm decays), gradient clipping at 0.1, 500-iteration warmup, then
 # constant until half-way and a cosine decay to 0 (80k schedule; the FPN config changes these).
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),
     clip_grad=dict(max_norm=0.1, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=500),
