@@ -90,20 +90,23 @@ ASSUMPTIONS = (
 
 # --- the arithmetic ------------------------------------------------------------------------------
 
-def iters_per_epoch(dataset_size: int, batch_per_gpu: int, gpus: int) -> int:
+def iters_per_epoch(dataset_size: int, batch_per_gpu: int, gpus: int,
+                    drop_last: bool = False) -> int:
     """Iterations of one epoch: DefaultSampler pads to a multiple of ``gpus`` and each rank's
-    DataLoader (drop_last False) yields ceil(per-rank samples / batch) batches, which is
-    ceil(N / global batch)."""
+    DataLoader yields ceil(per-rank samples / batch) batches, or floor with ``drop_last`` (the
+    ImageNet recipes, as the official loaders)."""
     if min(dataset_size, batch_per_gpu, gpus) < 1:
         raise ValueError('dataset size, batch and GPUs must be positive')
-    return math.ceil(math.ceil(dataset_size / gpus) / batch_per_gpu)
+    per_rank = math.ceil(dataset_size / gpus)
+    return per_rank // batch_per_gpu if drop_last else math.ceil(per_rank / batch_per_gpu)
 
 
 def total_iters(schedule: dict, gpus: int) -> int:
     """A run's training iterations at ``gpus`` GPUs from its schedule record (see schedule_of)."""
     if schedule['by_epoch']:
         return schedule['epochs'] * iters_per_epoch(schedule['train_set_size'],
-                                                    schedule['batch_per_gpu'], gpus)
+                                                    schedule['batch_per_gpu'], gpus,
+                                                    schedule.get('drop_last', False))
     return schedule['max_iters']
 
 
@@ -166,7 +169,8 @@ def schedule_of(cfg, task: str) -> dict:
     batch = cfg.train_dataloader.batch_size
     if by_epoch:
         return dict(by_epoch=True, epochs=int(train_cfg.max_epochs), batch_per_gpu=batch,
-                    train_set_size=TRAIN_SET_SIZES[task])
+                    train_set_size=TRAIN_SET_SIZES[task],
+                    drop_last=bool(cfg.train_dataloader.get('drop_last', False)))
     return dict(by_epoch=False, max_iters=int(train_cfg.max_iters), batch_per_gpu=batch)
 
 

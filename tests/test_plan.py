@@ -24,6 +24,9 @@ def test_iterations_per_epoch_follow_the_sampler_and_match_the_global_batch_rule
     # 1,281,167 / (8 x 128) = 1251.1 -> 1252; / (32 x 128) = 312.8 -> 313.
     assert iters_per_epoch(TRAIN_SET_SIZES['cls'], 128, 8) == 1252
     assert iters_per_epoch(TRAIN_SET_SIZES['cls'], 128, 32) == 313
+    # The ImageNet recipes drop each rank's last incomplete batch, as the official loaders do.
+    assert iters_per_epoch(TRAIN_SET_SIZES['cls'], 128, 32, drop_last=True) == 312
+    assert iters_per_epoch(TRAIN_SET_SIZES['cls'], 128, 8, drop_last=True) == 1251
     # DefaultSampler's per-rank padding then each rank's batches: ceil(N / global batch).
     for size, batch, gpus in ((117_266, 2, 8), (20_210, 4, 8), (10, 3, 4), (9, 2, 4), (1, 5, 3)):
         assert iters_per_epoch(size, batch, gpus) == math.ceil(size / (batch * gpus))
@@ -113,7 +116,7 @@ def test_pilot_end_to_end_on_full_size_data(tmp_path):
     assert entry['status'] == 'ok' and entry['iters'] == 2 and entry['s_per_iter'] > 0
     assert entry['peak_mem_gib'] > 0 and entry['scan_backend'] and 'amp' in entry
     assert entry['schedule'] == dict(by_epoch=True, epochs=300, batch_per_gpu=2,
-                                     train_set_size=TRAIN_SET_SIZES['cls'])
+                                     train_set_size=TRAIN_SET_SIZES['cls'], drop_last=True)
     assert entry['estimates']['32'] == estimate_at(entry, 32)
     md = (reports / 'mobilemamba_mrffi' / 'plan.md').read_text()
     assert 'official/cls' in md and 'GPU-h @32' in md and "'train_dataloader.batch_size': 2" in md
@@ -132,4 +135,5 @@ def test_pilot_config_keeps_the_training_and_drops_validation_and_checkpoints(tm
     # No AMP on CPU in mmengine: the CPU pilot trains in float32.
     assert pilot.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in pilot.optim_wrapper
     assert schedule_of(pilot, 'cls') == dict(by_epoch=True, epochs=320, batch_per_gpu=128,
-                                             train_set_size=TRAIN_SET_SIZES['cls'])
+                                             train_set_size=TRAIN_SET_SIZES['cls'],
+                                             drop_last=True)

@@ -232,16 +232,6 @@ def test_upernet_t_lr_equals_the_official_log_at_every_logged_iteration(tmp_path
     assert not bad, f'{len(bad)} of {compared} differ, first (iter, ours, official): {bad[:3]}'
 
 
-_ISSUE_19 = (
-    'issue 19: our MobileMamba ImageNet schedule starts its cosine after the 20 warm-up epochs, '
-    'the official timm scheduler runs one cosine over all 300 epochs (warm-up overriding its '
-    'start); also (measured here) our loader keeps the last partial batch, 1252 iterations per '
-    'epoch at 8 x 128 against the official 1251 (drop_last), and mmengine\'s LinearLR reaches '
-    'its peak one iteration before timm\'s warm-up, which shows at 28 logged warm-up points at '
-    'the log\'s 6 decimals. This test flips when issue 19 makes the curve the official one')
-
-
-@pytest.mark.xfail(strict=True, reason=_ISSUE_19)
 def test_s6_lr_equals_the_official_log_at_every_logged_iteration(tmp_path):
     bad, compared = _lr_mismatches('mobilemamba_mrffi', 'official', 'cls', 'mobilemamba-s6-in1k',
                                    tmp_path)
@@ -273,14 +263,14 @@ _COVERED = ('mobilemamba-s6-in1k', 'mambavision-t-upernet-ade20k')  # by the tes
 
 
 @pytest.mark.parametrize('config, ref_id', [
-    pytest.param(config, ref_id, id=ref_id, marks=[pytest.mark.slow, pytest.mark.xfail(
-        strict=True, reason=_ISSUE_19)] if ref_id.endswith('-in1k') else [])
+    pytest.param(config, ref_id, id=ref_id,
+                 marks=[pytest.mark.slow] if ref_id.endswith('-in1k') else [])
     for config, ref_id in CONFIG_REFERENCES.items() if ref_id not in _COVERED])
 def test_every_recipe_lr_equals_its_official_log(config, ref_id):
     """Each full config with a published official run (CONFIG_REFERENCES), at the official GPU
     count through ablations.compose.apply_global_batch (the full profile's batch keeping): its lr
-    by mmengine's own schedulers at every logged iteration equals the logged one. The det and seg
-    recipes do; the MobileMamba ImageNet ones wait for issue 19."""
+    by mmengine's own schedulers at every logged iteration equals the logged one (the ImageNet ones
+    since issue 19's timm cosine and whole-step epochs)."""
     from mmengine.config import Config
 
     from ablations.compose import apply_global_batch
