@@ -16,6 +16,7 @@ exact here and measured on the smoke row in the note:
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 import torch
 
 from ablations.compose import build_row_config
+from backbones.distribute_bn import distribute_bn
 from runs.launch import distributed_command, python_env
 from runs.tiny_datasets import make_tiny_datasets
 
@@ -202,3 +204,44 @@ def _alive(pid: int) -> bool:
             return f.read().split(')')[-1].split()[0] != 'Z'
     except FileNotFoundError:
         return False
+
+
+def _distribute_bn_worker(rank: int, world: int, port: int, mode: str, results) -> None:
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.distributed.init_process_group('gloo', rank=rank, world_size=world)
+    try:
+        bn = torch.nn.BatchNorm2d(3)
+        bn.running_mean.fill_(float(rank))
+        bn.running_var.fill_(1.0 + 2 * rank)
+        touched = distribute_bn(bn, mode)
+        results.put((rank, touched, bn.running_mean.tolist(), bn.running_var.tolist()))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize('mode, mean, var', [('reduce', 0.5, 2.0), ('broadcast', 0.0, 1.0)])
+def test_distribute_bn_over_two_gloo_processes(mode, mean, var):
+    """The official MambaVision trainer's dist_bn: rank-local BN statistics become one set."""
+    import multiprocessing
+    ctx = multiprocessing.get_context('fork')
+    results = ctx.Queue()
+    port = 29400 + os.getpid() % 500
+    procs = [ctx.Process(target=_distribute_bn_worker, args=(rank, 2, port, mode, results))
+             for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    got = sorted(results.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    for rank, touched, means, variances in got:
+        assert touched == 2 and means == [mean] * 3 and variances == [var] * 3, (rank, got)
+
+
+def test_only_the_mambavision_recipe_distributes_bn():
+    """dist_bn 'reduce' in every official MambaVision yaml; MobileMamba's trainer leaves it off."""
+    mv = build_row_config('table4', 'conv2-concat', 'cls', profile='full', data_root='data')
+    mm = build_row_config('mobilemamba_mrffi', 'official', 'cls', profile='full',
+                          data_root='data')
+    assert dict(type='DistributeBNHook', mode='reduce') in [dict(h) for h in mv.custom_hooks]
+    assert not any(h.type == 'DistributeBNHook' for h in mm.custom_hooks)

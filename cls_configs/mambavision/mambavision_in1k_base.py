@@ -7,8 +7,8 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mesa',
-                               'backbones.transforms'],
+custom_imports = dict(imports=['backbones', 'backbones.distribute_bn', 'backbones.ema',
+                               'backbones.mesa', 'backbones.transforms'],
                       allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
@@ -121,9 +121,12 @@ auto_scale_lr = dict(base_batch_size=4096)
 # step, also under gradient accumulation (backbones/ema.py).
 # MesaHook hands the EMA model to the MESA loss, and its progress as the official train.py counts
 # it: epoch / 310 (the yaml's `epochs`, the cooldown left out), so T starts at epoch 78.
+# DistributeBNHook: the yaml's dist_bn 'reduce', BN statistics averaged over the GPUs after each
+# epoch (backbones/distribute_bn.py).
 custom_hooks = [dict(type='StepEMAHook', momentum=2e-4, update_buffers=True,
                      priority='ABOVE_NORMAL'),
-                dict(type='MesaHook', epochs=_cycle_epochs)]
+                dict(type='MesaHook', epochs=_cycle_epochs),
+                dict(type='DistributeBNHook', mode='reduce')]
 # Bounded disk: the last checkpoints (to resume) plus the best EMA top-1 epoch, which the official
 # code keeps and reports (the EMA weights are what validation and the saved state_dict hold).
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
