@@ -312,12 +312,13 @@ def now() -> str:
     return dt.datetime.now().isoformat(timespec='seconds')
 
 
-def git_commit() -> Optional[str]:
-    """The suite's commit (``-dirty`` when tracked files differ from it); None outside git."""
+def git_commit(repo: PathLike = REPO, short: bool = True) -> Optional[str]:
+    """A checkout's commit, the suite's by default (``-dirty`` when tracked files differ from
+    it); None outside git."""
     try:
-        out = subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', '-C', str(REPO), 'status', '--porcelain', '-uno'],
+        out = subprocess.run(['git', '-C', str(repo), 'rev-parse', *(['--short'] * short),
+                              'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', str(repo), 'status', '--porcelain', '-uno'],
                                capture_output=True, text=True).stdout.strip()
         return out + ('-dirty' if dirty else '')
     except (OSError, subprocess.CalledProcessError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -27,6 +26,10 @@ import torch
 import torch.nn as nn
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run by path
+    sys.path.insert(0, str(REPO))
+from runs import git_commit  # noqa: E402
+
 DEFAULT_OUT = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.pt'
 # Keyword arguments of the official MobileMamba class: S6's ratios and kernels at tiny
 # widths (48, 32, 32): global/local/identity splits 32/9/7, 16/6/10 and 16/9/7 channels,
@@ -73,13 +76,6 @@ def randomize(model: nn.Module, generator: torch.Generator) -> None:
             m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
 
 
-def git_commit(checkout: Path) -> str:
-    try:
-        return subprocess.run(['git', '-C', str(checkout), 'rev-parse', 'HEAD'],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
-
 
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -100,7 +96,8 @@ def main(argv=None) -> Path:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(net=state_dict, input=x, logits=logits, kwargs=OFFICIAL_KWARGS,
                     source=dict(repo='lewandofskee/MobileMamba',
-                                commit=args.commit or git_commit(args.checkout),
+                                commit=(args.commit or git_commit(args.checkout, short=False)
+                                        or 'unknown'),
                                 cls='model.mobilemamba.mobilemamba.MobileMamba',
                                 device='cpu', torch=str(torch.__version__))),
                args.out)

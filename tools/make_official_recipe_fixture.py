@@ -27,25 +27,18 @@ import importlib
 import json
 import re
 import runpy
-import subprocess
 import sys
 import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from runs import git_commit  # noqa: E402
+
 DEFAULT_OUT = REPO / 'tests' / 'fixtures' / 'official_recipes.json'
 MV_VARIANTS = dict(T='tiny', T2='tiny2', S='small', B='base', L='large', L2='large2')
 MM_VARIANTS = ('t2', 't4', 's6', 'b1', 'b2', 'b4', 't2s', 't4s', 's6s', 'b1s', 'b2s', 'b4s')
 MV_DET_CONFIGS = dict(T='tiny', S='small', B='base')
-
-
-def git_commit(checkout: Path) -> str:
-    try:
-        return subprocess.run(['git', '-C', str(checkout), 'rev-parse', 'HEAD'],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
 
 
 def _plain(value):
@@ -191,11 +184,13 @@ def main(argv=None) -> Path:
         if not path.is_file():
             raise SystemExit(f'{path.parents[1]}: not a {what} checkout (no {path.name})')
     fixture = dict(
-        mambavision=dict(source=dict(repo='NVlabs/MambaVision', commit=git_commit(mv)),
+        mambavision=dict(source=dict(repo='NVlabs/MambaVision',
+                                     commit=git_commit(mv, short=False) or 'unknown'),
                          yaml=mambavision_yamls(mv),
                          downstream_params=mambavision_downstream_params(mv),
                          downstream_configs=downstream_configs('mambavision', mv)),
-        mobilemamba=dict(source=dict(repo='lewandofskee/MobileMamba', commit=git_commit(mm)),
+        mobilemamba=dict(source=dict(repo='lewandofskee/MobileMamba',
+                                     commit=git_commit(mm, short=False) or 'unknown'),
                          config=mobilemamba_configs(mm),
                          in1k_no_decay=mobilemamba_in1k_no_decay(mm),
                          downstream_no_decay=mobilemamba_downstream_no_decay(mm),
