@@ -106,6 +106,7 @@ MAMBAVISION_VARIANTS_SOURCE = f'{_MV} mambavision/configs/mambavision_*_1k.yaml'
 # best (reported) epoch by; the model cards' crop_pct above are used only by validate.py.
 MAMBAVISION_TRAIN_VAL_CROP = dict(T=1.0, T2=1.0, S=0.875, B=1.0, L=1.0, L2=1.0)
 
+
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
