@@ -6,6 +6,7 @@
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../timm_in1k_train.py',
 ]
 custom_imports = dict(imports=['backbones', 'backbones.distribute_bn', 'backbones.ema',
                                'backbones.mesa', 'backbones.transforms'],
@@ -35,28 +36,11 @@ model = dict(
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
 )
 
-# Data: the official training transform (timm's create_transform with the yaml's values,
-# checked against timm itself by tests/test_official_recipes.py): random-resized crop (scale
-# 0.08-1, ratio 3/4-4/3) with interpolation 'random' (bilinear or bicubic per image), flip 0.5,
-# RandAugment rand-m9-mstd0.5-inc1 whose geometric ops also resample at random, random erasing
-# 0.25 in per-pixel mode ('pixel' in timm, 'rand' in mmpretrain). Colour jitter 0.4 is in the
-# yaml, but timm skips it when RandAugment is on. Evaluation uses the official crop_pct: resize the
-# short edge to int(224 / crop_pct), centre crop 224 (timm's eval transform). T, B, L and L2 use
-# 1.0; T2 and S pick their 0.98 and 0.93 from _test_pipelines.
-_bgr_mean = [103.53, 116.28, 123.675]
-_bgr_std = [57.375, 57.12, 58.395]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomInterpResizedCrop', scale=224, crop_ratio_range=(0.08, 1.0),
-         aspect_ratio_range=(3. / 4., 4. / 3.), backend='pillow', interpolation='random'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomInterpRandAugment', policies='timm_increasing', num_policies=2,
-         total_level=10, magnitude_level=9, magnitude_std=0.5,
-         hparams=dict(pad_val=[round(x) for x in _bgr_mean], interpolation='random')),
-    dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,
-         max_area_ratio=1 / 3, fill_color=_bgr_mean, fill_std=_bgr_std),
-    dict(type='PackInputs'),
-]
+# Data: the official training transform is timm's (../timm_in1k_train.py) at 224 px. Evaluation
+# uses the official crop_pct: resize the short edge to int(224 / crop_pct), centre crop 224
+# (timm's eval transform). T, B, L and L2 use 1.0; T2 and S pick their 0.98 and 0.93 from
+# _test_pipelines.
+train_pipeline = {{_base_._timm_train.r224}}
 
 
 def _test_pipeline(crop_pct: float) -> list:

@@ -5,6 +5,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../timm_in1k_train.py',
 ]
 custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mobilemamba_head',
                                'backbones.transforms'], allow_failed_imports=False)
@@ -40,42 +41,28 @@ model = dict(
 )
 
 # The official runs: 8 GPUs x 128 = 1024 images per step. The official training transform is
-# timm's create_transform (configs/mobilemamba/*.py; checked against timm itself by
-# tests/test_official_recipes.py): random-resized crop with interpolation 'random' (bilinear or
-# bicubic per image), flip 0.5, RandAugment m9 (mstd 0.5, increasing) whose geometric ops resample
-# at random too, random erasing 0.25 ('pixel' in timm = 'rand' here); colour jitter 0.4 is set
-# but timm skips it under RandAugment. The test crop is 0.875 (short edge size/0.875, bicubic,
-# centre crop). Both at each variant's resolution: a variant
-# picks its pair, e.g. `pipeline={{_base_._pipelines.r256.train}}`. This file's own default
-# is S6's 224 px.
-_bgr_mean = [103.53, 116.28, 123.675]
-_bgr_std = [57.375, 57.12, 58.395]
+# timm's (../timm_in1k_train.py, configs/mobilemamba/*.py); the test crop is 0.875 (short edge
+# size/0.875, bicubic, centre crop). Both at each variant's resolution: a variant picks its pair,
+# e.g. `pipeline={{_base_._pipelines.r256.train}}`. This file's own default is S6's 224 px.
 
 
-def _pipelines_at(size: int) -> dict:
-    train = [
-        dict(type='LoadImageFromFile'),
-        dict(type='RandomInterpResizedCrop', scale=size, crop_ratio_range=(0.08, 1.0),
-             aspect_ratio_range=(3. / 4., 4. / 3.), backend='pillow', interpolation='random'),
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='RandomInterpRandAugment', policies='timm_increasing', num_policies=2,
-             total_level=10, magnitude_level=9, magnitude_std=0.5,
-             hparams=dict(pad_val=[round(x) for x in _bgr_mean], interpolation='random')),
-        dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,
-             max_area_ratio=1 / 3, fill_color=_bgr_mean, fill_std=_bgr_std),
-        dict(type='PackInputs'),
-    ]
-    test = [
+def _test_at(size: int) -> list:
+    return [
         dict(type='LoadImageFromFile'),
         dict(type='ResizeEdge', scale=int(size / 0.875), edge='short', backend='pillow',
              interpolation='bicubic'),
         dict(type='CenterCrop', crop_size=size),
         dict(type='PackInputs'),
     ]
-    return dict(train=train, test=test)
 
 
-_pipelines = {f'r{size}': _pipelines_at(size) for size in (192, 224, 256, 384, 512)}
+_pipelines = dict(
+    r192=dict(train={{_base_._timm_train.r192}}, test=_test_at(192)),
+    r224=dict(train={{_base_._timm_train.r224}}, test=_test_at(224)),
+    r256=dict(train={{_base_._timm_train.r256}}, test=_test_at(256)),
+    r384=dict(train={{_base_._timm_train.r384}}, test=_test_at(384)),
+    r512=dict(train={{_base_._timm_train.r512}}, test=_test_at(512)),
+)
 # The official loader drops each rank's last incomplete batch (1251 steps per epoch); with
 # gradient accumulation ablations/compose.py has the sampler keep whole optimizer steps.
 train_dataloader = dict(batch_size=128, drop_last=True,
