@@ -14,7 +14,8 @@ Usage: ./run_all.sh <command> [args...]
 Commands:
   setup                 build (once) the pinned environment and print its python
   test [PYTEST ARGS]    run the test suite (tests/) in the environment (as root, first stands up
-                        a single-node SLURM cluster for the executor tests: tools/slurm_local.sh)
+                        a SLURM cluster (one node + a two-node partition) for the executor
+                        tests: tools/slurm_local.sh)
   list                  list the known ablation tables and their rows
   table4 [OPTIONS]      MambaVision Table 4: token-mixer design (ImageNet, COCO, ADE20K)
   table5 [OPTIONS]      MambaVision Table 5: hybrid attention pattern (ImageNet)
@@ -87,7 +88,7 @@ case "$cmd" in
     [ $# -eq 0 ] || { echo "setup takes no arguments" >&2; usage >&2; exit 2; }
     env_python ;;
   test)
-    # The SLURM executor's tests run against a real single-node cluster on this machine.
+    # The SLURM executor's tests run against a real cluster on this machine (tools/slurm_local.sh).
     if [ "$(id -u)" = 0 ]; then
       "$ROOT/tools/slurm_local.sh" start
     elif ! sinfo >/dev/null 2>&1; then

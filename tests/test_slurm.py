@@ -1,4 +1,4 @@
-"""A smoke table through ``--launcher slurm`` on a real single-node SLURM cluster.
+"""Smoke tables through ``--launcher slurm`` on a real SLURM cluster: one node, and two more.
 
 The cluster comes from tools/slurm_local.sh (started by ``./run_all.sh test`` and by CI). The
 test queues two rows of Table 4 on hold, plants a failure in one row's cls config, releases the
