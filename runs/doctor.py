@@ -382,15 +382,16 @@ def check_partition(partition: Optional[str]) -> Check:
     try:
         names, default = slurm_partitions()
     except ValueError as err:
-        return fail('slurm', str(err), 'run doctor on the cluster\'s login node')
+        return fail('slurm partition', str(err), 'run doctor on the cluster\'s login node')
     wanted = partition or default
     if wanted is None:
-        return fail('slurm', 'no --partition and the cluster has no default one',
+        return fail('slurm partition', 'no --partition and the cluster has no default one',
                     f'--partition, one of: {", ".join(names)}')
     if wanted not in names:
-        return fail('slurm', f'unknown SLURM partition {wanted!r}; valid: {", ".join(names)}',
+        return fail('slurm partition', f'unknown SLURM partition {wanted!r}; valid: '
+                    f'{", ".join(names)}',
                     f'--partition {names[0] if len(names) == 1 else "<one of them>"}')
-    return ok('slurm', f'partition {wanted} exists')
+    return ok('slurm partition', f'{wanted} exists')
 
 
 def _free_port() -> int:
@@ -526,7 +527,7 @@ def local_checks(args: argparse.Namespace, inside_slurm: bool = False,
     add(check_disk(planned, data_root, Path(args.work_dir)))
     add(check_gpu_memory(planned, args.report_dir))
     if inside_slurm:
-        add(ok('slurm', f'job {os.environ.get("SLURM_JOB_ID")} started on '
+        add(ok('slurm job', f'job {os.environ.get("SLURM_JOB_ID")} started on '
                         f'{os.environ.get("SLURM_JOB_NODELIST", socket.gethostname())}'))
     elif args.launcher != 'slurm':
         add(skip('slurm', f'--launcher {args.launcher}'))
@@ -582,7 +583,7 @@ def slurm_checks(args: argparse.Namespace, argv: Sequence[str],
     command = ['sbatch', '--parsable', *shlex.split(args.sbatch_args or ''), str(script)]
     submitted = subprocess.run(command, capture_output=True, text=True)
     if submitted.returncode != 0:
-        check = fail('slurm', f'sbatch refused the job: {submitted.stderr.strip()}',
+        check = fail('slurm job', f'sbatch refused the job: {submitted.stderr.strip()}',
                      f'adjust the SLURM options (script: {script})')
         emit(check)
         return [partition, check]
@@ -600,7 +601,7 @@ def slurm_checks(args: argparse.Namespace, argv: Sequence[str],
                 break
         if started is None and time.monotonic() > deadline:
             subprocess.run(['scancel', job], capture_output=True)
-            check = fail('slurm', f'job {job} did not start within {args.job_timeout:g} s '
+            check = fail('slurm job', f'job {job} did not start within {args.job_timeout:g} s '
                          f'({reason or "no reason given"})', 'a partition with free nodes, '
                          'or a longer --job-timeout')
             emit(check)
@@ -610,13 +611,13 @@ def slurm_checks(args: argparse.Namespace, argv: Sequence[str],
         found = [Check(**c) for c in json.loads(results.read_text())]
     except (OSError, ValueError, TypeError) as err:
         tail = ' | '.join(out.read_text().strip().splitlines()[-3:]) if out.exists() else ''
-        check = fail('slurm', f'job {job} ended without results ({_first_line(err)}; {tail})',
+        check = fail('slurm job', f'job {job} ended without results ({_first_line(err)}; {tail})',
                      f'see {out}')
         emit(check)
         return [partition, check]
     waited = f'after {started - queued:.0f} s in the queue' if started else ''
     for check in found:
-        if check.name == 'slurm':
+        if check.name == 'slurm job':
             check.text += f' {waited}'.rstrip()
         emit(check)
     return [partition, *found]
