@@ -28,6 +28,7 @@ from runs.graph import parse_gpus  # noqa: E402
 from runs.launch import LAUNCHERS  # noqa: E402
 from runs.slurm import GPUS_PER_NODE, SLURM_OPTIONS  # noqa: E402
 from runs.table import run_table  # noqa: E402
+from runs.trackers import TRACKERS, ensure_installed, parse_vis  # noqa: E402
 
 
 def report_command(table: AblationTable, work_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -71,6 +72,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--quiet', action='store_true',
                         help='accepted for compatibility: training output always goes to each '
                              'run\'s console.log')
+    parser.add_argument('--vis', help=f'trackers each run also logs to: {", ".join(TRACKERS)} '
+                                      '(installed on first use)')
     slurm = parser.add_argument_group('SLURM (--launcher slurm)')
     for option in SLURM_OPTIONS:
         slurm.add_argument(f'--{option}', help=f'sbatch --{option}')
@@ -85,6 +88,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         get_table(args.table)  # unknown table: ValueError listing the known ones
     try:
         args.gpus_per_task = parse_gpus(args.gpus)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        args.trackers = parse_vis(args.vis)
     except ValueError as err:
         parser.error(str(err))
     if args.jobs < 1:
@@ -107,6 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parse_args(argv)
         tables = list(TABLES.values()) if args.table == 'all' else [get_table(args.table)]
+        if not args.dry_run:
+            ensure_installed(args.trackers)
         status = 0
         for table in tables:
             report = None if args.no_report else \
