@@ -43,7 +43,7 @@ def _tensorboard_series(folder: Path, key: str) -> dict[int, float]:
 
 @pytest.mark.slow
 def test_tensorboard_is_one_run_across_a_resume(tmp_path):
-    pytest.importorskip('tensorboard', reason='installed by the first --vis tensorboard run')
+    # (the first --vis tensorboard run installs tensorboard, whose reader is used below)
     command = [sys.executable, '-m', 'tools.run_table', 'table4', '--rows', 'conv2-concat',
                '--tasks', 'cls', '--vis', 'tensorboard', '--work-dir', str(tmp_path),
                '--no-report']
@@ -75,3 +75,13 @@ def test_tensorboard_is_one_run_across_a_resume(tmp_path):
         assert ours and board.keys() == ours.keys(), key
         assert all(abs(board[s] - ours[s]) <= 1e-5 * max(1.0, abs(ours[s])) for s in ours), key
     assert max(_tensorboard_series(folder, 'loss')) == 48  # through to the last iteration
+
+
+def test_unknown_tracker_is_one_line_and_exit_2(capsys):
+    from tools.run_table import main as run_table
+    with pytest.raises(SystemExit) as exc:
+        run_table(['table4', '--vis', 'tensorboard,neptune', '--dry-run'])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
+    assert 'neptune' in err and 'valid: tensorboard' in err

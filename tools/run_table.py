@@ -44,8 +44,14 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line naming the problem, exit 2 (no usage)
+        print(f'{self.prog}: error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='run_all.sh <table>', description='Run an ablation table end to end.')
     parser.add_argument('table', help=f'one of: {", ".join(TABLES)}, all')
     parser.add_argument('--profile', default='smoke', choices=PROFILES,
