@@ -23,9 +23,14 @@ Commands:
   mobilemamba_mrffi [OPTIONS]
                         MobileMamba MRFFI flags (ImageNet)
   all [OPTIONS]         every table above, one after the other
-  status <table> [--work-dir DIR] [--profile smoke|full]
-                        one line per run: state, SLURM job, progress, elapsed, ETA
-                        (exit 0 only when every run has finished)
+  doctor [<table>] [table options]
+                        check this machine or cluster before queuing a table: versions, mmcv
+                        ops, mamba-ssm, data, disk, GPU memory, SLURM, all-reduce (one line each;
+                        exit 0 only when nothing failed; see ./run_all.sh doctor --help)
+  status <table> [--rows R] [--tasks T] [--seeds N] [--wait] [--work-dir DIR] [--profile P]
+                        one line per selected run: state, SLURM job, progress, elapsed, ETA
+                        (exit 0 only when every selected run has finished; --wait: block until
+                        they have all ended)
   report <table> [--work-dir DIR] [--out DIR] [--pick last|best] [--profile smoke|full]
                         merge a table's logs into reports/<table>/<table>.{md,csv,png}
   eval <table> --rows R --checkpoint FILE [--tasks cls|det|seg] [--profile smoke|full]
@@ -104,6 +109,8 @@ case "$cmd" in
     in_env -m reports "$@" ;;
   status)
     in_env -m runs.status "$@" ;;
+  doctor)
+    in_env -m runs.doctor "$@" ;;
   eval)
     in_env -m tools.eval_checkpoint "$@" ;;
   plan)

@@ -17,14 +17,17 @@ generates today is ``stale``; a run with no record is ``pending``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import socket
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
@@ -328,3 +331,21 @@ def git_commit(repo: PathLike = REPO, short: bool = True) -> Optional[str]:
 def split_csv(value: Optional[str]) -> list[str]:
     """``'a, b,,c'`` -> ``['a', 'b', 'c']`` (``--rows``, ``--tasks``, ``--gpus`` lists)."""
     return [v.strip() for v in (value or '').split(',') if v.strip()]
+
+
+@contextlib.contextmanager
+def quiet_toolkits() -> Iterator[None]:
+    """Silence what the toolkits say while a command only builds configs and models (``--dry-run``,
+    ``status``, ``doctor``): their warnings (deprecations, defaults) and mmengine's INFO and
+    WARNING log lines, which would interleave with the command's own lines. Errors still show;
+    training processes are not affected, so all of it stays in the run logs."""
+    previous = logging.root.manager.disable
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        # MMLogger is a logging.Logger outside logging's registry; the global threshold still
+        # applies to it.
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(previous)

@@ -20,6 +20,7 @@ from runs.devices import visible_gpus
 from runs.graph import Run, train_command
 from runs.identity import run_config, stale_reason
 from runs.slurm import uses_gpus
+from runs.trackers import add_trackers
 
 
 def pretrained_for(run: Run) -> Optional[Path]:
@@ -109,6 +110,7 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
         cfg, run.config_hash = run_config(run.key, data_root=data_root, work_dir=run.dir,
                                           gpus=run.gpus, pretrained=pretrained, upstream=upstream)
         config_path = run.dir / runs.CONFIG
+        add_trackers(cfg, run.dir, getattr(args, 'trackers', ()))  # not part of the hash
         cfg.dump(str(config_path))
     except Exception as exc:  # a broken row must not stop the others
         runs.write_record(run.dir, **identity, status='failed', returncode=None,
@@ -126,6 +128,7 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
                       schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
                           'max_epochs' if by_epoch else 'max_iters')),
                       fidelity=recipe_as_run(cfg, run, args), footprint=run.footprint,
+                      trackers=list(getattr(args, 'trackers', ())),
                       slurm_job_id=None, error=None)
     return True
 

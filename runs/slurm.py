@@ -23,13 +23,17 @@ GPUS_PER_NODE = int(os.environ.get('GPUS_PER_NODE', 8))
 SLURM_OPTIONS = ('partition', 'account', 'qos', 'time', 'mem')
 
 
-def slurm_queue() -> dict[str, tuple[str, str]]:
-    """job id -> (state, reason) of every job SLURM still lists; empty when SLURM is absent."""
+def slurm_queue(strict: bool = False) -> Optional[dict[str, tuple[str, str]]]:
+    """job id -> (state, reason) of every job SLURM still lists; empty when SLURM is absent.
+    ``strict``: None instead when squeue fails, so that a caller that must not take a job for
+    gone (``status --wait``) can ask again."""
     try:
         out = subprocess.run(['squeue', '-h', '-o', '%i|%T|%r'], capture_output=True,
                              text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return {}
+        return None if strict else {}
+    if strict and out.returncode != 0:
+        return None
     jobs = {}
     for line in out.stdout.splitlines():
         parts = line.strip().split('|')

@@ -1,9 +1,15 @@
-"""``./run_all.sh status <table> [--work-dir DIR] [--profile P]``: where each run of a table is.
+"""``./run_all.sh status <table> [--rows R] [--tasks T] [--seeds N] [--profile P] [--wait]``: where
+each run of a table is.
 
 One line per run: state (``runs.STATES``), SLURM job id, progress from the mmengine log,
 elapsed, ETA; then a summary. A running full-profile run whose row is the released model of an
 official run (``ablations/references.py``) gets a second line: its last evaluation and its lr
-now, each against the official run's at the same epoch or step. Exit 0 only when every run has finished (and none is stale), 1
+now, each against the official run's at the same epoch or step.
+
+``--rows``, ``--tasks`` and ``--seeds`` select runs as the table command does, so the subset
+that was queued can be followed on its own; without them every run of the table is listed.
+``--wait`` blocks until every selected run has ended (:data:`ENDED`), printing each change of
+state, then lists them. Exit 0 only when every selected run has finished (and none is stale), 1
 otherwise, 2 for bad arguments.
 """
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import datetime as dt
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,7 +26,8 @@ import runs
 from ablations import TABLES, get_table
 from ablations.compose import PROFILES
 from ablations.references import ROW_REFERENCES, load_reference
-from runs import REPO, RunKey
+from runs import REPO, RunKey, quiet_toolkits, split_csv
+from runs.graph import plan_runs
 from runs.identity import stale_reason
 from runs.logs import run_log
 from runs.references import tracking_line
@@ -65,8 +73,18 @@ def _duration(seconds: Optional[float]) -> str:
     return f'{hours}h{rest // 60:02d}m' if hours else f'{rest // 60}m{rest % 60:02d}s'
 
 
-def run_state(key: RunKey, run_dir: Path, record: Optional[dict], queue: dict) -> tuple[str, str]:
-    """(state, note): the record and lock, corrected by what SLURM says and by staleness."""
+# SLURM states in which a job is still in the queue without running (a requeued job passes
+# through them): its run has not ended, whatever the record last said.
+SLURM_WAITING = frozenset({'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'SUSPENDED', 'PREEMPTED',
+                           'STOPPED', 'RESIZING', 'SPECIAL_EXIT'})
+# States after which nothing more happens to a run without a new command: what --wait waits for.
+ENDED = ('finished', 'failed', 'interrupted', 'blocked', 'stale')
+
+
+def run_state(key: RunKey, run_dir: Path, record: Optional[dict], queue: dict,
+              stale_cache: Optional[dict] = None) -> tuple[str, str]:
+    """(state, note): the record and lock, corrected by what SLURM says and by staleness.
+    ``stale_cache`` keeps the staleness of finished runs between calls (it rebuilds a config)."""
     state = runs.run_state(record, run_dir)
     note = 'its cls run did not finish' if state == 'blocked' else ''
     job = (record or {}).get('slurm_job_id')
@@ -77,13 +95,18 @@ def run_state(key: RunKey, run_dir: Path, record: Optional[dict], queue: dict) -
             note = reason or ''
         elif slurm_state in ('RUNNING', 'COMPLETING', 'CONFIGURING'):
             state = 'running'
+        elif slurm_state in SLURM_WAITING:
+            state, note = 'queued', f'SLURM: {slurm_state.lower()}'
         elif slurm_state is None and state in ('queued', 'running'):
             state = 'interrupted'  # SLURM no longer has it and it never recorded an end
             note = f'SLURM job {job} is gone'
     if state == 'finished' and record.get('config_hash'):
-        reason = stale_reason(key, run_dir, record)
-        if reason:
-            state, note = 'stale', reason
+        cache = {} if stale_cache is None else stale_cache
+        token = (key, record.get('config_hash'), record.get('ended'))
+        if token not in cache:
+            cache[token] = stale_reason(key, run_dir, record)
+        if cache[token]:
+            state, note = 'stale', cache[token]
     return state, note
 
 
@@ -101,35 +124,53 @@ def tracking(table, key: RunKey, run_dir: Path, record: dict) -> Optional[str]:
                          accumulation)
 
 
-def expected_keys(table, profile: str, seeds: int) -> list[RunKey]:
-    return [RunKey.train(table.name, profile, row.slug, task, seed)
-            for row in table.rows for seed in range(seeds) for task in table.tasks]
-
-
-def status(table_name: str, work_dir: Path, profile: Optional[str]) -> int:
-    table = get_table(table_name)
-    found = {key: path for key, path, why in runs.iter_run_dirs(work_dir, table.name)
+def select_keys(table, work_dir: Path, profile: Optional[str], rows: Sequence[str] = (),
+                tasks: Sequence[str] = (), seeds: Optional[int] = None) -> list[RunKey]:
+    """The training runs to show: every run of the table on disk and every run the table has
+    (up to the highest seed on disk), narrowed to ``rows``, ``tasks`` and seeds ``0..seeds-1``
+    as the table command selects them (``runs.graph.plan_runs``: the same checks, the same
+    one-line errors). In the table's order: profile, row, seed, task."""
+    found = {key for key, path, why in runs.iter_run_dirs(work_dir, table.name)
              if key is not None and key.kind == 'train'}
     profiles = [profile] if profile else sorted({k.profile for k in found}) or ['smoke']
-    keys = set(k for k in found if k.profile in profiles)
+    keys = {k for k in found if k.profile in profiles}
     for prof in profiles:
-        seeds = 1 + max([k.seed for k in keys if k.profile == prof] or [0])
-        keys.update(expected_keys(table, prof, seeds))
+        count = seeds if seeds is not None else \
+            1 + max([k.seed for k in keys if k.profile == prof] or [0])
+        # plan_runs validates the selection (unknown row or task, seeds < 1) as the table does
+        keys.update(run.key for run in plan_runs(table, rows, tasks, count, work_dir, prof))
+    row_slugs = {table.row(r).slug for r in rows}
+    keys = {k for k in keys
+            if (not rows or k.row in row_slugs) and (not tasks or k.task in tasks)
+            and (seeds is None or k.seed < seeds)}
     order = {row.slug: i for i, row in enumerate(table.rows)}
-    queue = slurm_queue()
-    counts: dict[str, int] = {}
-    now = dt.datetime.now().timestamp()
-    print(f'{"state":<12} {"job":>8}  {"progress":>8}  {"elapsed":>8}  {"eta":>8}  run')
-    for key in sorted(keys, key=lambda k: (k.profile, order.get(k.row, 99), k.seed,
-                                           ('cls', 'det', 'seg').index(k.task))):
+    return sorted(keys, key=lambda k: (k.profile, order.get(k.row, 99), k.seed,
+                                       ('cls', 'det', 'seg').index(k.task)))
+
+
+def snapshot(table, keys: Sequence[RunKey], work_dir: Path, queue: dict,
+             stale_cache: Optional[dict] = None) -> list[tuple[RunKey, str, str, dict]]:
+    """(key, state, note, record) of every run in ``keys``, as of now."""
+    rows = []
+    for key in keys:
         run_dir = key.dir(work_dir)
         try:
             record = runs.read_record(run_dir)
         except runs.RecordError as err:
             record, state, note = None, 'failed', f'unreadable record: {err}'
         else:
-            state, note = run_state(key, run_dir, record, queue)
-        record = record or {}
+            state, note = run_state(key, run_dir, record, queue, stale_cache)
+        rows.append((key, state, note, record or {}))
+    return rows
+
+
+def listing(table, work_dir: Path, states: list[tuple[RunKey, str, str, dict]]) -> int:
+    """Print one line per run and the summary; 0 when every run has finished, else 1."""
+    counts: dict[str, int] = {}
+    now = dt.datetime.now().timestamp()
+    print(f'{"state":<12} {"job":>8}  {"progress":>8}  {"elapsed":>8}  {"eta":>8}  run')
+    for key, state, note, record in states:
+        run_dir = key.dir(work_dir)
         done = progress(run_dir, record) if record else None
         started, ended = _seconds(record.get('started')), _seconds(record.get('ended'))
         elapsed = ((ended if ended and state != 'running' else now) - started) if started else None
@@ -144,11 +185,69 @@ def status(table_name: str, work_dir: Path, profile: Optional[str]) -> int:
                 print(f'{"":<12} {"":>8}  tracking: {line}')
     summary = ', '.join(f'{counts[s]} {s}' for s in runs.STATES if s in counts)
     total = sum(counts.values())
-    print(f'{table.name}: {total} run(s): {summary}')
+    print(f'{table.name}: {total} run(s): {summary}', flush=True)
     if counts.get('stale'):
         print('stale: finished under a config the table no longer generates; rerun with '
-              f'./run_all.sh {table.name} --rerun-stale (old results are kept)')
+              f'./run_all.sh {table.name} --rerun-stale (old results are kept)', flush=True)
     return 0 if counts.get('finished', 0) == total else 1
+
+
+def wait(table, keys: Sequence[RunKey], work_dir: Path, poll: float,
+         timeout: Optional[float]) -> Optional[list[tuple[RunKey, str, str, dict]]]:
+    """Poll until every run in ``keys`` has ended, printing each change of state; the final
+    snapshot, or None when a run was never queued (it would be waited on forever) or the
+    timeout passed (both said on stdout)."""
+    cache: dict = {}
+    seen: dict[RunKey, str] = {}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    first = True
+    while True:
+        asks_slurm = any((runs.readable_record(k.dir(work_dir)) or {}).get('slurm_job_id')
+                         for k in keys)
+        queue = slurm_queue(strict=asks_slurm)
+        if queue is None:  # squeue did not answer: no run can be judged gone; ask again
+            print(f'{_clock()}  squeue did not answer; asking again in {poll:g} s', flush=True)
+        else:
+            states = snapshot(table, keys, work_dir, queue, cache)
+            if first:
+                pending = [key.name for key, state, _, _ in states if state == 'pending']
+                if pending:
+                    print(f'--wait: {len(pending)} selected run(s) were never queued (pending), '
+                          f'e.g. {pending[0]}: queue them with ./run_all.sh {table.name} ..., or '
+                          f'select only the queued runs (--rows, --tasks, --seeds)', flush=True)
+                    return None
+                first = False
+            for key, state, note, _ in states:
+                if seen.get(key) != state:
+                    seen[key] = state
+                    print(f'{_clock()}  {state:<12} {key.name}{f"  ({note})" if note else ""}',
+                          flush=True)
+            if all(state in ENDED for _, state, _, _ in states):
+                return states
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f'--wait: gave up after {timeout:g} s; the runs go on', flush=True)
+            return None
+        time.sleep(poll)
+
+
+def _clock() -> str:
+    return dt.datetime.now().strftime('%H:%M:%S')
+
+
+def status(table_name: str, work_dir: Path, profile: Optional[str],
+           rows: Sequence[str] = (), tasks: Sequence[str] = (), seeds: Optional[int] = None,
+           wait_poll: Optional[float] = None, timeout: Optional[float] = None) -> int:
+    """List the selected runs (``wait_poll``: first wait, polling that often, until they have
+    all ended). 0 only when every selected run has finished."""
+    table = get_table(table_name)
+    keys = select_keys(table, work_dir, profile, rows, tasks, seeds)
+    if wait_poll is not None:
+        states = wait(table, keys, work_dir, wait_poll, timeout)
+        if states is None:
+            return 1
+    else:
+        states = snapshot(table, keys, work_dir, slurm_queue())
+    return listing(table, work_dir, states)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -157,12 +256,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('table', help='one of: ' + ', '.join(TABLES))
     parser.add_argument('--work-dir', default=str(REPO / 'work_dirs'))
     parser.add_argument('--profile', choices=PROFILES, help='only this profile')
+    parser.add_argument('--rows', help='only these rows (comma-separated slugs), as the table '
+                                       'command takes them')
+    parser.add_argument('--tasks', help='only these tasks (comma-separated)')
+    parser.add_argument('--seeds', type=int, help='only seeds 0..N-1 (default: every seed found)')
+    parser.add_argument('--wait', action='store_true',
+                        help='block until every selected run has ended, then list them; exit 0 '
+                             'only when all finished')
+    parser.add_argument('--poll', type=float, default=30.0,
+                        help='--wait: seconds between looks (default 30)')
+    parser.add_argument('--timeout', type=float,
+                        help='--wait: give up (exit 1) after this many seconds')
     args = parser.parse_args(argv)
     try:
-        return status(args.table, Path(args.work_dir).resolve(), args.profile)
+        if args.poll <= 0:
+            raise ValueError(f'--poll must be above 0 seconds, got {args.poll:g}')
+        if args.timeout is not None and args.timeout < 0:
+            raise ValueError(f'--timeout must be 0 or more seconds, got {args.timeout:g}')
+        with quiet_toolkits():
+            return status(args.table, Path(args.work_dir).resolve(), args.profile,
+                          split_csv(args.rows), split_csv(args.tasks), args.seeds,
+                          args.poll if args.wait else None, args.timeout)
     except ValueError as err:
         print(f'run_all.sh status: error: {err}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('run_all.sh status: interrupted; the runs go on', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

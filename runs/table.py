@@ -114,7 +114,8 @@ def run_table(table: AblationTable, args: argparse.Namespace,
         if most > 1:
             print(line, flush=True)
     if args.dry_run:
-        dry_run(planned, args, data_root, work_dir)
+        with runs.quiet_toolkits():  # its own lines only; the toolkits' notes go to run logs
+            dry_run(planned, args, data_root, work_dir)
         return 0
     if args.profile == 'smoke' and not args.data_root:
         make_tiny_datasets(data_root)

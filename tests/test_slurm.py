@@ -89,6 +89,16 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
         assert status_main(['table4', '--work-dir', str(work)]) == 1
         capsys.readouterr()
 
+        # status follows the queued subset (issue 22): --wait on the good row blocks through
+        # the requeue until its three jobs have ended, and exits 0: all three finished.
+        assert status_main(['table4', '--work-dir', str(work), '--rows', GOOD, '--wait',
+                            '--poll', '1', '--timeout', str(TIMEOUT)]) == 0
+        waited = capsys.readouterr().out
+        assert re.search(r'^table4: 3 run\(s\): 3 finished$', waited, re.M), waited
+        assert all(runs.read_record(_key(GOOD, t).dir(work))['status'] == 'finished'
+                   for t in ('cls', 'det', 'seg'))
+        assert BAD not in waited
+
         # Follow to the end: the report job is the last to run.
         _wait(lambda: report_job not in slurm_queue(), 'the report job')
     finally:
@@ -108,6 +118,10 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     assert record[BAD, 'cls']['status'] == 'failed'
     for task in ('det', 'seg'):
         assert 'started' not in record[BAD, task] or not record[BAD, task].get('started')
+    # the bad row has ended too, not finished: --wait returns at once with 1
+    assert status_main(['table4', '--work-dir', str(work), '--rows', BAD, '--wait',
+                        '--poll', '1', '--timeout', '60']) == 1
+    assert 'table4: 3 run(s): 1 failed, 2 blocked' in capsys.readouterr().out
     assert status_main(['table4', '--work-dir', str(work)]) == 1
     listing = capsys.readouterr().out
     for task in ('det', 'seg'):

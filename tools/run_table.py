@@ -28,6 +28,7 @@ from runs.graph import parse_gpus  # noqa: E402
 from runs.launch import LAUNCHERS  # noqa: E402
 from runs.slurm import GPUS_PER_NODE, SLURM_OPTIONS  # noqa: E402
 from runs.table import run_table  # noqa: E402
+from runs.trackers import TRACKERS, ensure_installed, parse_vis  # noqa: E402
 
 
 def report_command(table: AblationTable, work_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -43,8 +44,14 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line naming the problem, exit 2 (no usage)
+        print(f'{self.prog}: error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='run_all.sh <table>', description='Run an ablation table end to end.')
     parser.add_argument('table', help=f'one of: {", ".join(TABLES)}, all')
     parser.add_argument('--profile', default='smoke', choices=PROFILES,
@@ -71,6 +78,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--quiet', action='store_true',
                         help='accepted for compatibility: training output always goes to each '
                              'run\'s console.log')
+    parser.add_argument('--vis', help=f'trackers each run also logs to: {", ".join(TRACKERS)} '
+                                      '(installed on first use)')
     slurm = parser.add_argument_group('SLURM (--launcher slurm)')
     for option in SLURM_OPTIONS:
         slurm.add_argument(f'--{option}', help=f'sbatch --{option}')
@@ -85,6 +94,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         get_table(args.table)  # unknown table: ValueError listing the known ones
     try:
         args.gpus_per_task = parse_gpus(args.gpus)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        args.trackers = parse_vis(args.vis)
     except ValueError as err:
         parser.error(str(err))
     if args.jobs < 1:
@@ -107,6 +120,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parse_args(argv)
         tables = list(TABLES.values()) if args.table == 'all' else [get_table(args.table)]
+        if not args.dry_run:
+            ensure_installed(args.trackers)
         status = 0
         for table in tables:
             report = None if args.no_report else \
