@@ -191,6 +191,11 @@ class NonFiniteLossHook(Hook):
         if loss is None:
             return
         value = float(loss.detach().float().sum()) if torch.is_tensor(loss) else float(loss)
+        if get_world_size() > 1:  # every rank stops at the same iteration
+            bad = torch.tensor([0.0 if math.isfinite(value) else 1.0])
+            all_reduce(bad, op='max')
+            if bad.item() and math.isfinite(value):
+                value = float('nan')
         if math.isfinite(value):
             return
         what = 'nan' if math.isnan(value) else 'inf'
@@ -208,12 +213,14 @@ _STOP: dict = {'signum': None}
 
 
 def request_stop(signum: int, frame=None) -> None:
-    """Signal handler: finish this iteration, save, stop. A second signal stops at once."""
-    if _STOP['signum'] is not None:
+    """Signal handler: finish this iteration, save, stop. A second Ctrl-C stops at once; a
+    repeated SIGTERM does not (SLURM signals every process of a job, and runs.job then stops
+    its child too: the save under way must finish)."""
+    if _STOP['signum'] == signal.SIGINT and signum == signal.SIGINT:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    _STOP['signum'] = signum
+    _STOP['signum'] = _STOP['signum'] or signum
 
 
 def install_signal_handlers() -> None:
