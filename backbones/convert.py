@@ -14,12 +14,9 @@ import torch
 
 from . import MODEL_TYPES
 from .build import build_model_from_config
+from .checkpoint_io import CheckpointError, UnsafeCheckpointError, load_checkpoint  # noqa: F401
 
 FAMILIES = {'mambavision': 'backbones.mambavision', 'mobilemamba': 'backbones.mobilemamba'}
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be used as the checkpoint asked for; the message is one line."""
 
 
 # Where checkpoints keep their weights: timm and mmengine ("state_dict"), the official
@@ -29,23 +26,9 @@ EMA_KEYS = ('state_dict_ema', 'net_E', 'model_ema')
 
 
 def read_checkpoint(path) -> dict:
-    """The object a checkpoint file holds, a dict; CheckpointError for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: ' + ('is a directory, not a checkpoint file'
-                                             if path.is_dir() else 'no such file'))
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception:  # noqa: BLE001  (retried below; a real failure is reported there)
-        # timm- and mmengine-trained files also pickle objects (argparse Namespace, message
-        # hub, numpy scalars) that the safe loader refuses: only point this tool at files you
-        # trust.
-        try:
-            ckpt = torch.load(path, map_location='cpu', weights_only=False)
-        except Exception as err:  # noqa: BLE001  (any failure here means "not a checkpoint")
-            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f'{path}: not a PyTorch checkpoint ({why[:120]})') from None
-        print(f'note: {path} holds non-tensor objects; loaded it with weights_only=False')
+    """The object a checkpoint file holds, a dict; CheckpointError for anything else (and
+    UnsafeCheckpointError for a file whose unpickling would run code: see checkpoint_io)."""
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path}: not a checkpoint: expected a dict of weights, got '
                               f'{type(ckpt).__name__}')

@@ -21,6 +21,8 @@ from mmengine.registry import MODELS
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
+from .checkpoint_io import load_checkpoint
+
 __all__ = ['DistillImageClassifier']
 
 _TEACHER_HELP = ('The teacher weights are not part of this project: download the TResNet-L '
@@ -80,7 +82,8 @@ class DistillImageClassifier(ImageClassifier):
             raise FileNotFoundError(f'teacher checkpoint {ckpt!r} does not exist. '
                                     + _TEACHER_HELP)
         model = PRETRAIN_MODELS.build(teacher)
-        state = torch.load(ckpt, map_location='cpu', weights_only=False)
+        # Downloaded weights: read without running code from them (backbones.checkpoint_io).
+        state = load_checkpoint(ckpt)
         for key in ('state_dict', 'model'):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]

@@ -269,6 +269,8 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
 
     if state != 'finished':
         detail = _text_log(run, seed_dir, folders)
+        if state == 'failed' and run and run.get('failure'):  # the training's own reason
+            detail = f'{run["failure"]}, see {detail}'
         warnings.append(f'{where}: {state} ({detail})')
         return every_metric(state, detail if state == 'failed' else '')
 

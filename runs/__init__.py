@@ -39,6 +39,9 @@ CONFIG = 'config.py'
 CONSOLE = 'console.log'
 # A link to the checkpoint a finished run hands on (det/seg start from their row's cls run).
 HANDOVER = 'final.pth'
+# Why a training failed, one line, written by the training process (runs.training) for the
+# record (runs.job): 'loss became nan at iter N (epoch E)', 'no space left on device while ...'.
+FAILURE_NOTE = 'failure.txt'
 
 # Written into run.json by the process that owns the run.
 RECORDED = ('queued', 'running', 'finished', 'failed', 'interrupted', 'blocked')

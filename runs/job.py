@@ -13,6 +13,8 @@ checkpoint its row's det/seg runs start from (``runs.HANDOVER``).
 
 Signals: SIGTERM/SIGINT stop the training and record ``interrupted``; SIGUSR1 (SLURM's warning
 before the time limit, ``--signal=B:USR1@...``) stops it and requeues the job, which resumes.
+The training is stopped with SIGTERM: it finishes its iteration and saves where it is
+(``runs.training``), so the rerun continues from the next sample.
 The training dies with this process (PR_SET_PDEATHSIG) if it is killed outright.
 """
 from __future__ import annotations
@@ -73,14 +75,17 @@ def repair_resume_point(run_dir: Path) -> Optional[str]:
     while saving, a full disk) would fail the same way on every rerun. Unreadable files are kept,
     renamed ``*.unreadable``, never deleted.
     """
+    for tmp in run_dir.glob('.*.tmp'):  # a save cut short (runs.training.atomic_write)
+        tmp.unlink(missing_ok=True)
     marker = run_dir / 'last_checkpoint'
     if not marker.exists():
         return None
-    named = Path(marker.read_text().strip())
+    text = marker.read_text().strip()
+    named = Path(text) if text else run_dir / '(empty last_checkpoint)'
     if named.is_file() and readable(named):
         return None
     why = 'missing' if not named.exists() else 'unreadable'
-    if named.exists():
+    if named.is_file():
         named.rename(named.with_name(named.name + '.unreadable'))
     for candidate in checkpoints(run_dir):
         if readable(candidate):
@@ -140,6 +145,8 @@ def run_job(run_dir: Path) -> int:
               f'{runs.lock_holder(run_dir)}); not starting a second one', file=sys.stderr)
         return EXIT_LOCKED
     console = run_dir / runs.CONSOLE
+    failure_note = run_dir / runs.FAILURE_NOTE
+    failure_note.unlink(missing_ok=True)
     note = repair_resume_point(run_dir)
     slurm_job = os.environ.get('SLURM_JOB_ID')
     attempt = int(record.get('attempts') or 0) + 1
@@ -147,6 +154,7 @@ def run_job(run_dir: Path) -> int:
     runs.write_record(run_dir, status='running', returncode=None, started=now(), ended=None,
                       host=socket.gethostname(), pid=os.getpid(), attempts=attempt,
                       slurm_job_id=slurm_job or record.get('slurm_job_id'), error=None,
+                      failure=None,
                       resume_note=note)
     env = dict(os.environ, SUITE_RUN_LOCK_FD=str(lock.file.fileno()))
     handlers = {s: signal.signal(s, _raise_stop)
@@ -195,8 +203,11 @@ def run_job(run_dir: Path) -> int:
         runs.write_record(run_dir, status='finished', returncode=0, ended=now(),
                           handover=str(link) if link else None)
     else:
+        # The training's own reason when it gave one (a NaN loss, a full disk: runs.training).
+        reason = failure_note.read_text().strip() if failure_note.is_file() else ''
         runs.write_record(run_dir, status='failed', returncode=returncode, ended=now(),
-                          error=f'training exited with {returncode}; see {console}')
+                          failure=reason or None,
+                          error=reason or f'training exited with {returncode}; see {console}')
     return 0 if returncode == 0 else 1
 
 

@@ -87,6 +87,8 @@ def run_state(key: RunKey, run_dir: Path, record: Optional[dict], queue: dict,
     ``stale_cache`` keeps the staleness of finished runs between calls (it rebuilds a config)."""
     state = runs.run_state(record, run_dir)
     note = 'its cls run did not finish' if state == 'blocked' else ''
+    if state == 'failed' and record and record.get('error'):
+        note = record['error']  # e.g. 'loss became nan at iter 12 (epoch 2)'
     job = (record or {}).get('slurm_job_id')
     if job and state in ('queued', 'running', 'interrupted'):
         slurm_state, reason = queue.get(job, (None, None))

@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 
 from ablations.compose import build_row_config
+from backbones.checkpoint_io import load_checkpoint
 from runs import handover_checkpoint
 from runs.footprint import checkpoint_footprint, format_bytes, table_footprint
 
@@ -54,11 +55,10 @@ def _pruned_cls_config(smoke_data, work_dir, max_iters):
 
 
 @pytest.mark.slow
-def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smoke_data,
-                                                                  monkeypatch):
+def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smoke_data):
     from mmengine.runner import Runner
-    # What tools/train.py sets: mmengine resumes with torch.load's weights_only default.
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    # Resume reads mmengine's own checkpoint through the suite's safe loader (installed by
+    # importing backbones, which the config does): no weights_only=False anywhere.
     work = tmp_path / 'cls'
     cfg = _pruned_cls_config(smoke_data, work, max_iters=8)
     Runner.from_cfg(cfg).train()
@@ -102,7 +102,7 @@ def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smok
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(det.model)
     model.init_weights()
-    state = torch.load(handed, map_location='cpu', weights_only=False)['state_dict']
+    state = load_checkpoint(handed)['state_dict']
     name = 'backbone.patch_embed.conv_down.0.weight'
     if name not in state:
         name = next(k for k in state if k.startswith('backbone.') and k.endswith('weight'))

@@ -92,8 +92,17 @@ def test_smoke_profile_keeps_its_batch_and_says_it_is_not_a_reproduction(tmp_pat
     data = make_tiny_datasets(tmp_path / 'smoke')
     cfg = build_row_config('table4', ROW, 'cls', data_root=data, gpus=8)
     assert cfg.train_dataloader.batch_size == 16 and cfg.fidelity['accumulation'] == 1
-    assert cfg.fidelity['mesa'] is None  # no EMA in smoke runs, hence no MESA
     assert 'smoke profile' in cfg.fidelity['deviations'][0]
+    # The full recipe's structure, shortened: epoch-based, the same schedulers with begin/end
+    # scaled by 6/320, EMA, and MESA starting inside the 6 epochs (epoch/6 > 0.25: epoch 2).
+    full = build_row_config('table4', ROW, 'cls', profile='full', data_root=data)
+    assert cfg.train_cfg.by_epoch and cfg.fidelity['epochs'] == 6
+    assert [s['type'] for s in cfg.param_scheduler] == [s['type'] for s in full.param_scheduler]
+    factor = 6 / full.train_cfg.max_epochs
+    for smoke, recipe in zip(cfg.param_scheduler, full.param_scheduler):
+        assert smoke['end'] == pytest.approx(recipe['end'] * factor)
+    assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'MesaHook']
+    assert cfg.fidelity['mesa'] == dict(weight=0.5, start_ratio=0.25)
 
 
 def test_every_full_config_names_a_recipe_whose_batch_it_holds():

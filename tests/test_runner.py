@@ -186,8 +186,10 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     status = runs.read_record(bad)
     assert status['status'] == 'failed' and status['returncode'] != 0
     assert "fusion" in Path(status['console_log']).read_text()
+    # The full recipe's structure: epoch-based, validated every epoch, EMA and MESA.
     top1 = [s['accuracy/top1'] for s in _scalars(good) if 'accuracy/top1' in s]
-    assert len(top1) == 1 and top1[0] > 25.0 + 15.0, f'no better than chance: {top1}'
+    assert len(top1) == 6 and top1[-1] > 25.0 + 15.0, f'no better than chance: {top1}'
+    assert 'loss_mesa' in (good / 'console.log').read_text()
     # the hand-over a det/seg run of this row starts from: the recipe's best EMA checkpoint
     assert (good / runs.HANDOVER).resolve() == handover_checkpoint(good).resolve()
     assert handover_checkpoint(good).name.startswith('best_accuracy_top1')
@@ -200,7 +202,7 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     runs.write_record(good, status='running')
     assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
     console = (good / 'console.log').read_text()
-    assert 'resumed epoch: 0, iter: 48' in console
+    assert 'resumed epoch: 6, iter: 48' in console
     assert runs.read_record(good)['status'] == 'finished'
 
     # A live training holds the run's lock: the runner says so and starts nothing.

@@ -1,7 +1,7 @@
 """Convert an official checkpoint into one this suite's configs load.
 
     python tools/convert_checkpoint.py {mambavision,mobilemamba} SRC DST
-        [--arch T | --config CONFIG] [--ema] [--strict]
+        [--arch T | --config CONFIG] [--ema] [--strict] [--trust-checkpoint]
 
 SRC: an official file (ImageNet, or an mmdet/mmseg downstream one). Its weights are taken from
 "state_dict", else "model", else "net", else the file itself (``--ema``: "state_dict_ema" or
@@ -11,7 +11,8 @@ loads an ImageNet one, ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix
 a backbone. The keys are then checked against our model, built from ``--config`` (its whole
 ``model``), or from ``--arch`` (inferred from the weights when not given, for MambaVision):
 missing and unexpected keys and shape mismatches are listed. A file that is not a checkpoint,
-a checkpoint of the other family, a bad arch or config: a one-line error and exit status 2.
+a checkpoint of the other family, a bad arch or config: a one-line error and exit status 2; so is
+a file whose unpickling would run code (``backbones.checkpoint_io``), unless ``--trust-checkpoint``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run by path
     sys.path.insert(0, str(REPO))
 
+from backbones.checkpoint_io import trust_checkpoints  # noqa: E402
 from backbones.convert import (FAMILIES, CheckpointError, compare_keys, convert,  # noqa: E402
                                detect_family, load_official, reference_state_dict)
 
@@ -42,7 +44,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         help='take the EMA weights ("state_dict_ema", "net_E") if present')
     parser.add_argument('--strict', action='store_true',
                         help='exit with status 1 on any missing/unexpected key or shape mismatch')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load SRC with weights_only=False (only a file you trust fully: '
+                             'unpickling can run code)')
     args = parser.parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     try:
         return _convert_and_check(args)
     except (ValueError, OSError) as err:

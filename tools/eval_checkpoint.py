@@ -3,6 +3,7 @@
     python -m tools.eval_checkpoint TABLE --rows R[,R2] --checkpoint FILE [--tasks cls|det|seg]
         [--profile smoke|full] [--data-root DIR] [--work-dir DIR] [--fuse-bn] [--no-ema]
         [--launcher none|pytorch|slurm] [--gpus N] [--partition P] [--force]
+        [--trust-checkpoint]
 
 What is read from FILE, the model it is checked against and where the result goes: see
 ``runs.evaluate``, the engine this front calls.
@@ -19,7 +20,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 
 from ablations import TABLES, TASKS  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
-from backbones.convert import CheckpointError  # noqa: E402
+from backbones.checkpoint_io import CheckpointError, trust_checkpoints  # noqa: E402
 from runs import REPO  # noqa: E402
 from runs.evaluate import EvalError, run  # noqa: E402
 from runs.launch import LAUNCHERS  # noqa: E402
@@ -46,6 +47,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--gpus', type=int, default=1, help='GPUs (pytorch/slurm)')
     parser.add_argument('--partition', help='SLURM partition for srun')
     parser.add_argument('--force', action='store_true', help='evaluate again even if finished')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load FILE with weights_only=False (only a file you trust fully: '
+                             'unpickling can run code)')
     args = parser.parse_args(argv)
     if args.gpus < 1:
         parser.error(f'--gpus must be at least 1, got {args.gpus}')
@@ -57,6 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    trust_checkpoints(args.trust_checkpoint)
     try:
         return run(args)
     except (EvalError, CheckpointError, ValueError, FileNotFoundError) as err:

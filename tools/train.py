@@ -4,19 +4,22 @@ The toolkits' own tools/train.py scripts do the same; they ship inside their sou
 their wheels, so the suite carries this one. The config's ``default_scope`` picks the toolkit.
 
     python tools/train.py CONFIG --work-dir DIR [--resume] [--launcher none|pytorch|slurm]
-        [--cfg-options key=value ...]
+        [--trust-checkpoint] [--cfg-options key=value ...]
+
+Every checkpoint it reads (resume, ``load_from``, ``Pretrained`` init, a distillation teacher)
+is unpickled without running code (``backbones.checkpoint_io``); a file that would run code is
+refused in one line, exit 2, unless ``--trust-checkpoint``. The loop, checkpointing and loss
+check are the preemption-safe, atomic ones of ``runs.training``: SIGTERM, SIGINT or SIGUSR1
+finish the current iteration, save, and exit 128+signal; a NaN/Inf loss or a full disk exits 3
+with its reason in ``<work-dir>/failure.txt``.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
-
-# mmengine 0.10.7 resumes with plain torch.load(); since torch 2.6 that defaults to
-# weights_only=True and refuses mmengine's checkpoints (they hold the message hub and numpy
-# scalars). Our runs only load checkpoints they wrote themselves or the user points them at.
-os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -25,7 +28,12 @@ if str(REPO) not in sys.path:
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import runs  # noqa: E402
+from backbones.checkpoint_io import CheckpointError, trust_checkpoints  # noqa: E402
+from runs import training  # noqa: E402
 from runs.devices import prepare_distributed  # noqa: E402
+
+EXIT_FAILED = 3  # a NaN/Inf loss or a full disk: the reason is in <work-dir>/failure.txt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', action='store_true',
                         help='resume from the newest checkpoint in the work dir, if any')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load checkpoints with weights_only=False (only files you trust '
+                             'fully: unpickling can run code)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -62,8 +73,13 @@ def hold_run_lock(work_dir: str):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # Before anything slow: a signal from now on means "finish the iteration, save, stop".
+    training.install_signal_handlers()
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     lock = hold_run_lock(args.work_dir)  # noqa: F841  (held until the process exits)
+    (Path(args.work_dir) / runs.FAILURE_NOTE).unlink(missing_ok=True)
+    if args.trust_checkpoint:
+        trust_checkpoints()
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir
@@ -74,8 +90,25 @@ def main(argv=None) -> None:
         # starts from scratch when there is none.
         cfg.resume = True
         cfg.load_from = None
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    training.harden_config(cfg)
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    except CheckpointError as err:  # a file that is no checkpoint, or would run code
+        print(f'train.py: error: {str(err).splitlines()[0]}', file=sys.stderr)
+        sys.exit(2)
+    except training.Preempted as stop:
+        saved = f'saved {stop.path}' if stop.path else 'nothing new to save'
+        print(f'train.py: {stop}; {saved}', file=sys.stderr, flush=True)
+        sys.exit(128 + stop.signum)
+    except (training.TrainingFailed, OSError) as err:
+        if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        reason = str(err) if isinstance(err, training.TrainingFailed) else \
+            f'no space left on device while writing {err.filename or "a file"}'
+        training.record_failure(args.work_dir, reason)
+        print(f'train.py: failed: {reason}', file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == '__main__':

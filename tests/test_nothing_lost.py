@@ -1,0 +1,250 @@
+"""Nothing lost (issue 21): a checkpoint save killed at any moment leaves the old or the new
+checkpoint, never a truncated one; a NaN loss stops the run with its reason in the record, and
+a rerun fails the same way; a full disk during a save keeps the previous checkpoint and the run
+resumes once there is space; a preempted training saves after its current iteration and the
+resumed run ends bit-identical to one left alone (epoch-based cls stopped mid-epoch,
+iteration-based seg stopped between checkpoints).
+
+The toy trainings (tests/toy_training.py) go through the real tools/train.py, runs.job and
+mmengine Runner; the preemption tests train the smoke MambaVision configs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import runs
+from runs.job import readable, run_job
+from toy_training import PYTHONPATH, toy_config
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN = REPO / 'tools' / 'train.py'
+
+
+def _record_run(run_dir: Path, config: Path) -> None:
+    """A run dir as the runner writes it: a record whose command trains ``config``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_record(run_dir, status='queued', task='cls', cwd=str(REPO),
+                      command=[sys.executable, str(TRAIN), str(config), '--work-dir',
+                               str(run_dir), '--resume'])
+
+
+def _last(run_dir: Path) -> Path:
+    return Path((run_dir / 'last_checkpoint').read_text().strip())
+
+
+def _checkpoint_files(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.iterdir() if p.suffix == '.pth' and not
+                  p.name.startswith('.'))
+
+
+@pytest.mark.slow
+def test_a_kill_during_a_save_leaves_the_old_or_the_new_checkpoint(tmp_path):
+    """SIGKILL while the second checkpoint (150 MB) is being written: every file under a
+    checkpoint name is whole, and last_checkpoint names one."""
+    config = toy_config(tmp_path / 'toy.py', ballast_mb=150, by_epoch=False, length=3, keep=1)
+    work = tmp_path / 'work'
+    proc = subprocess.Popen([sys.executable, str(TRAIN), str(config), '--work-dir', str(work)],
+                            cwd=REPO, env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    caught = None
+    try:
+        while caught is None:
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                'the training ended before its second checkpoint was written'
+            for path in work.glob('*iter_2.pth*') if work.is_dir() else ():
+                try:
+                    if path.stat().st_size > 0:
+                        caught = path
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.002)
+    finally:
+        proc.kill()
+        proc.wait()
+    files = _checkpoint_files(work)
+    assert files, 'no checkpoint left at all'
+    for path in files:
+        assert readable(path), f'{path.name} is truncated (killed while writing {caught.name})'
+    assert _last(work).is_file() and readable(_last(work))
+
+
+@pytest.mark.slow
+def test_a_nan_loss_stops_the_run_and_a_rerun_fails_the_same_way(tmp_path, monkeypatch):
+    monkeypatch.setenv('PYTHONPATH', PYTHONPATH)
+    run_dir = tmp_path / 'run'
+    config = toy_config(tmp_path / 'toy.py', nan_at=7, length=3, samples=4)  # 4 iters/epoch
+    _record_run(run_dir, config)
+    for attempt in (1, 2):
+        assert run_job(run_dir) == 1
+        record = runs.read_record(run_dir)
+        assert record['status'] == 'failed'
+        assert record['error'] == 'loss became nan at iter 7 (epoch 2)', record['error']
+        # The last good checkpoint is kept, and nothing of the NaN epoch was saved.
+        assert _last(run_dir).name == 'epoch_1.pth' and readable(_last(run_dir))
+        assert not (run_dir / 'epoch_2.pth').exists()
+    assert 'resumed epoch: 1, iter: 4' in (run_dir / runs.CONSOLE).read_text()
+    from runs.status import run_state
+    key = runs.RunKey.train('t', 'smoke', 'r', 'cls', 0)
+    assert run_state(key, run_dir, runs.read_record(run_dir), {}) == \
+        ('failed', 'loss became nan at iter 7 (epoch 2)')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason='mounts a small tmpfs (needs root)')
+def test_a_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv('PYTHONPATH', PYTHONPATH)
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    # Room for one 4 MB checkpoint and the logs, not for a second checkpoint beside it.
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', str(disk)], check=True)
+    try:
+        run_dir = disk / 'run'
+        config = toy_config(tmp_path / 'toy.py', ballast_mb=4, by_epoch=False, length=3,
+                            keep=2)
+        _record_run(run_dir, config)
+        assert run_job(run_dir) == 1
+        record = runs.read_record(run_dir)
+        assert record['status'] == 'failed'
+        assert record['error'].startswith('no space left on device while saving iter_2.pth'), \
+            record['error']
+        assert [p.name for p in _checkpoint_files(run_dir)] == ['iter_1.pth']
+        assert _last(run_dir).name == 'iter_1.pth' and readable(_last(run_dir))
+        # Space freed: the rerun resumes from the kept checkpoint and finishes.
+        subprocess.run(['mount', '-o', 'remount,size=40m', str(disk)], check=True)
+        assert run_job(run_dir) == 0
+        assert runs.read_record(run_dir)['status'] == 'finished'
+        assert 'resumed epoch: 0, iter: 1' in (run_dir / runs.CONSOLE).read_text()
+        assert _last(run_dir).name == 'iter_3.pth'
+    finally:
+        subprocess.run(['umount', str(disk)], check=False)
+
+
+# --- preemption: resume at the next sample, bit-identical ------------------------------------
+
+@pytest.fixture(scope='module')
+def smoke_data(tmp_path_factory):
+    from runs.tiny_datasets import make_tiny_datasets
+    return make_tiny_datasets(tmp_path_factory.mktemp('data') / 'smoke')
+
+
+@pytest.fixture
+def restore_signals():
+    """tools/train.py installs its stop handlers in this process: put pytest's back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+    from runs import training
+    training._STOP['signum'] = None
+
+
+def _train(config: Path, work: Path, name: str, *extra: str) -> int:
+    """tools/train.py in this process; mmengine's named instances (logger, visualizer) are
+    per process, so each training here gets its own names."""
+    from tools.train import main
+    try:
+        main([str(config), '--work-dir', str(work), *extra, '--cfg-options',
+              f'experiment_name={name}', f'visualizer.name=vis-{name}'])
+    except SystemExit as stop:
+        return stop.code
+    return 0
+
+
+def _scalars(work: Path) -> dict:
+    """{(iter, key): value} of every logged metric, over all of a work dir's runs."""
+    found = {}
+    for log in sorted(work.glob('*/vis_data/scalars.json')):
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            for key, value in entry.items():
+                if key not in ('time', 'data_time', 'eta', 'memory', 'iter', 'epoch', 'step'):
+                    found[(entry.get('step'), key)] = value
+    return found
+
+
+def _same_state(a: Path, b: Path) -> None:
+    from backbones.checkpoint_io import load_checkpoint
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    for part in ('state_dict', 'ema_state_dict'):
+        if part not in ca:
+            continue
+        assert ca[part].keys() == cb[part].keys()
+        for key in ca[part]:
+            assert torch.equal(ca[part][key], cb[part][key]), f'{part}.{key} differs'
+    sa, sb = ca['optimizer']['state'], cb['optimizer']['state']
+    for index in sa:
+        for key in sa[index]:
+            assert torch.equal(torch.as_tensor(sa[index][key]), torch.as_tensor(sb[index][key]))
+
+
+def _preempt_and_compare(cfg, tmp_path, stop_at: int, final: str) -> tuple[Path, Path]:
+    """Train ``cfg`` once left alone and once sent SIGTERM after iteration ``stop_at`` and
+    resumed; both must end with the same weights, EMA, optimizer state and logged metrics."""
+    alone, stopped = tmp_path / 'alone', tmp_path / 'stopped'
+    cfg.dump(str(tmp_path / 'config.py'))
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='SignalAtIter',
+                                                                  at=stop_at)]
+    cfg.custom_imports = dict(imports=list(cfg.custom_imports['imports']) + ['toy_training'],
+                              allow_failed_imports=False)
+    cfg.dump(str(tmp_path / 'config_signal.py'))
+    assert _train(tmp_path / 'config.py', alone, 'alone') == 0
+    assert _train(tmp_path / 'config_signal.py', stopped, 'stopped') == 128 + signal.SIGTERM
+    saved = _last(stopped)
+    assert saved.name == f'preempt_iter_{stop_at}.pth' and readable(saved)
+    assert _train(tmp_path / 'config.py', stopped, 'resumed', '--resume') == 0
+    _same_state(alone / final, stopped / final)
+    logged_alone, logged_stopped = _scalars(alone), _scalars(stopped)
+    assert any(step == stop_at + 1 and 'loss' in key for step, key in logged_alone)
+    assert logged_alone == logged_stopped
+    # Work redone per preemption: none (the resumed run's first iteration is stop_at + 1).
+    resumed_log = sorted(stopped.glob('*/vis_data/scalars.json'))[-1]
+    first = json.loads(resumed_log.read_text().splitlines()[0])
+    assert first['step'] == stop_at + 1, first
+    assert not list(stopped.glob('preempt_iter_*.pth'))  # dropped at the next regular save
+    return alone, stopped
+
+
+@pytest.mark.slow
+def test_preempted_cls_run_resumes_mid_epoch_bit_identical(tmp_path, smoke_data,
+                                                          restore_signals):
+    """Epoch-based cls with the full recipe's EMA and MESA (active in epoch 2): SIGTERM after
+    iteration 5, the second of epoch 2's three."""
+    from mmengine.config import Config
+
+    from ablations.compose import build_row_config
+    cfg = build_row_config('table4', 'conv2-concat', 'cls', data_root=smoke_data)
+    full = Config.fromfile(str(REPO / 'cls_configs/mambavision/mambavision-t_in1k.py'))
+    cfg.custom_hooks = full.custom_hooks
+    cfg.train_dataloader.batch_size = 8
+    cfg.train_dataloader.dataset.indices = 24
+    cfg.val_dataloader.dataset.indices = 8
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=True, interval=1,
+                                        max_keep_ckpts=2)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(by_epoch=True)
+    _preempt_and_compare(cfg, tmp_path, stop_at=5, final='epoch_2.pth')
+
+
+@pytest.mark.slow
+def test_preempted_seg_run_resumes_between_checkpoints_bit_identical(tmp_path, smoke_data,
+                                                                   restore_signals):
+    """Iteration-based UperNet, a checkpoint every 8 iterations: SIGTERM after iteration 10."""
+    from ablations.compose import build_row_config
+    cfg = build_row_config('table4', 'conv2-concat', 'seg', data_root=smoke_data)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=12, val_interval=12)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=8,
+                                        max_keep_ckpts=2)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1, log_metric_by_epoch=False)
+    cfg.val_dataloader.dataset.indices = 4
+    _preempt_and_compare(cfg, tmp_path, stop_at=10, final='iter_12.pth')
