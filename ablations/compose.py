@@ -155,9 +155,9 @@ def shorten_schedule(cfg: Config, full_loop: dict) -> None:
     """Fit the full recipe's epoch-based schedule to the smoke overlay's few epochs (in place).
 
     The overlay sets ``max_epochs``; every epoch-based scheduler keeps its shape, its begin and
-    end scaled by the same factor (fractions of an epoch are kept where the scheduler converts
-    to iterations, as both ImageNet recipes do), and MESA's start ratio then falls inside the
-    short run by itself. EMA hooks get :data:`SMOKE_EMA_MOMENTUM`. Iteration-based loops (det
+    end (or cycle and warm-up) scaled by the same factor (fractions of an epoch are kept where
+    the scheduler converts to iterations, as both ImageNet recipes do), and so does MESA's
+    epoch count, so its start ratio falls inside the short run. EMA hooks get :data:`SMOKE_EMA_MOMENTUM`. Iteration-based loops (det
     and seg smoke) are left as the overlay has them.
     """
     loop = cfg.train_cfg
@@ -169,15 +169,19 @@ def shorten_schedule(cfg: Config, full_loop: dict) -> None:
         if not sched.get('by_epoch', True):
             continue
         exact = sched.get('convert_to_iter_based', False)
-        for key in ('begin', 'end', 'T_max'):
+        # cycle, warmup: TimmCosineLR's lengths (backbones/training.py), in epochs here too.
+        for key in ('begin', 'end', 'T_max', 'cycle', 'warmup'):
             if isinstance(sched.get(key), (int, float)):
                 value = sched[key] * factor
                 if not exact:
                     value = max(1, round(value)) if sched[key] else 0
                 sched[key] = int(value) if float(value).is_integer() else value
     for hook in cfg.get('custom_hooks') or []:
-        if hook.get('type') == 'EMAHook':
+        if hook.get('type') in EMA_HOOK_TYPES:
             hook['momentum'] = SMOKE_EMA_MOMENTUM
+        elif hook.get('type') == 'MesaHook' and hook.get('epochs'):
+            # The official divisor of MESA's progress (MambaVision: the yaml's 310 epochs).
+            hook['epochs'] = hook['epochs'] * factor
 
 
 # ---- the official global batch at any GPU count -------------------------------------------------

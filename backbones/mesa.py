@@ -109,14 +109,16 @@ class MesaHook(Hook):
 
     Args:
         epochs: the official ``args.epochs`` the progress is counted against (MambaVision: the
-            yaml's 310, while 320 are trained); None: the loop's ``max_epochs``.
+            yaml's 310, while 320 are trained; a smoke run scales it to its few epochs, hence
+            not always whole); None: the loop's ``max_epochs``.
     """
 
     priority = 'NORMAL'  # after EMAHook (ABOVE_NORMAL) has built its EMA model
 
-    def __init__(self, epochs: Optional[int] = None):
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f'MesaHook: epochs must be a whole number >= 1, got {epochs!r}')
+    def __init__(self, epochs: Optional[float] = None):
+        if epochs is not None and (isinstance(epochs, bool) or
+                                   not isinstance(epochs, (int, float)) or epochs <= 0):
+            raise ValueError(f'MesaHook: epochs must be a positive number, got {epochs!r}')
         self.epochs = epochs
         self._ema_hook: Optional[EMAHook] = None
 

@@ -70,7 +70,8 @@ class TimmCosineParamScheduler(_ParamScheduler):
         if wrapper_counts != accumulation:
             raise ValueError(f'TimmCosine: accumulation={accumulation} but the optimizer '
                              f'wrapper accumulates {wrapper_counts} iterations per step')
-        if not by_epoch and (cycle % accumulation or warmup % accumulation):
+        # (a shortened smoke schedule may have fractional lengths: fine without accumulation)
+        if not by_epoch and accumulation > 1 and (cycle % accumulation or warmup % accumulation):
             raise ValueError(f'TimmCosine: cycle ({cycle}) and warmup ({warmup}) iterations must '
                              f'be whole optimizer steps of {accumulation} iterations')
         self.cycle, self.warmup = cycle, warmup

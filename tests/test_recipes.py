@@ -100,8 +100,14 @@ def test_smoke_profile_keeps_its_batch_and_says_it_is_not_a_reproduction(tmp_pat
     assert [s['type'] for s in cfg.param_scheduler] == [s['type'] for s in full.param_scheduler]
     factor = 6 / full.train_cfg.max_epochs
     for smoke, recipe in zip(cfg.param_scheduler, full.param_scheduler):
-        assert smoke['end'] == pytest.approx(recipe['end'] * factor)
-    assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'MesaHook']
+        lengths = [k for k in ('begin', 'end', 'T_max', 'cycle', 'warmup') if k in recipe]
+        assert lengths, recipe
+        for key in lengths:
+            assert smoke[key] == pytest.approx(recipe[key] * factor), key
+    assert [h['type'] for h in cfg.custom_hooks] == ['StepEMAHook', 'MesaHook',
+                                                     'DistributeBNHook']
+    (mesa_hook, ) = [h for h in cfg.custom_hooks if h['type'] == 'MesaHook']
+    assert mesa_hook['epochs'] == pytest.approx(310 * factor)
     assert cfg.fidelity['mesa'] == dict(weight=0.5, start_ratio=0.25)
 
 
