@@ -178,16 +178,29 @@ def _dir(work: Path, row: str, task: str = 'cls', profile: str = 'smoke', table=
 def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, capsys,
                                                           runner_table):
     """A real smoke classification run beats chance; running again skips it; an interrupted run
-    resumes from its checkpoint; a crashing row is recorded as failed while the others go on;
-    a live training of a run is never started twice."""
+    resumes from its checkpoint; a crashing row is recorded as failed while the others go on
+    (two runs at once with --jobs 2), and its det run is blocked; a live training of a run is
+    never started twice."""
     args = ['--work-dir', str(tmp_path), '--tasks', 'cls', '--data-root', str(smoke_data),
             '--no-report']
-    assert main(['runner_test', *args]) == 1  # the broken row failed, the good one ran
+    # --jobs 2: both runs start before either ends (with one job at a time, the second would
+    # start only after the first ended).
+    assert main(['runner_test', *args, '--jobs', '2']) == 1  # broken failed, the good one ran
+    events = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+              if line.startswith(('[start]', '[1/2]', '[2/2]'))]
+    assert events == ['[start]', '[start]', '[1/2]', '[2/2]'], events
     good, bad = _dir(tmp_path, 'conv2-concat'), _dir(tmp_path, 'broken')
     assert runs.read_record(good)['status'] == 'finished'
     status = runs.read_record(bad)
     assert status['status'] == 'failed' and status['returncode'] != 0
     assert "fusion" in Path(status['console_log']).read_text()
+    # The failed cls run's det run waits for it, then is blocked, never trained.
+    assert main(['runner_test', '--work-dir', str(tmp_path), '--rows', 'broken', '--tasks',
+                 'cls,det', '--data-root', str(smoke_data), '--no-report']) == 1
+    assert 'runner_test/smoke/broken/det/seed0: blocked' in capsys.readouterr().out
+    blocked = runs.read_record(_dir(tmp_path, 'broken', 'det'))
+    assert blocked['status'] == 'blocked' and 'did not finish' in blocked['error']
+    assert not list(_dir(tmp_path, 'broken', 'det').glob('*.pth'))
     top1 = [s['accuracy/top1'] for s in _scalars(good) if 'accuracy/top1' in s]
     assert len(top1) == 1 and top1[0] > 25.0 + 15.0, f'no better than chance: {top1}'
     # the hand-over a det/seg run of this row starts from: the recipe's best EMA checkpoint
