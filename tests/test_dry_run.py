@@ -32,3 +32,27 @@ def test_dry_run_prints_the_official_recipe_and_the_footprint(tmp_path, capsys):
     (per_run, ) = re.findall(r'checkpoints: 2 kept \+ best, (\S+ \S+) at the end, (\S+ \S+) at '
                              r'peak', out)
     assert f'checkpoints of these 1 runs: {per_run[0]} kept, {per_run[1]} at peak' in out
+
+
+def test_a_table_warns_when_the_work_dir_disk_cannot_hold_its_checkpoints(tmp_path, capsys):
+    """The warning a table prints before it starts (runs/table.py), against this machine's real
+    free space: the footprint of the full MambaVision-T ImageNet run, once (fits) and repeated
+    past twice the free space (does not)."""
+    import shutil
+
+    from ablations.compose import build_row_config
+    from runs.decide import warn_if_short_of_disk
+    from runs.footprint import checkpoint_footprint, format_bytes
+    cfg = build_row_config('table4', 'conv2-concat', 'cls', profile='full', data_root='/data')
+    one = checkpoint_footprint(cfg)
+    work = tmp_path / 'work' / 'not-yet-made'  # probed at its nearest existing parent
+    warn_if_short_of_disk(work, [one])
+    assert one['peak_bytes'] < shutil.disk_usage(tmp_path).free / 2
+    assert 'warning' not in capsys.readouterr().out
+    many = 2 * shutil.disk_usage(tmp_path).free // one['total_bytes'] + 2
+    warn_if_short_of_disk(work, [one] * many)
+    out = capsys.readouterr().out
+    need = format_bytes(one['total_bytes'] * many)
+    assert out.startswith(f'warning: {tmp_path} has ')
+    assert "free, but these runs' checkpoints need up to" in out
+    assert f'({need} kept at the end)' in out
