@@ -82,12 +82,24 @@ def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smok
     assert total['total_bytes'] == 2 * fp['total_bytes']
     assert format_bytes(1_500_000) == '1.5 MB'
 
-    # Resume from the pruned directory and train on.
+    # The newest checkpoint truncated (a job killed while saving): what runs/job.py does before
+    # every resume points mmengine at the older readable one that pruning kept, and says so.
+    from runs.job import repair_resume_point
+    newest = work / 'iter_8.pth'
+    newest.write_bytes(newest.read_bytes()[:1000])
+    assert repair_resume_point(work) == \
+        'last checkpoint iter_8.pth is unreadable; resuming from iter_6.pth instead'
+    assert Path((work / 'last_checkpoint').read_text().strip()) == work / 'iter_6.pth'
+    assert (work / 'iter_8.pth.unreadable').is_file() and not newest.exists()
+
+    # Resume from the pruned directory and train on (from iteration 6, the older checkpoint).
     cfg2 = _pruned_cls_config(smoke_data, work, max_iters=10)
     cfg2.resume = True
     runner = Runner.from_cfg(cfg2)
     runner.train()
     assert runner.iter == 10
+    log = Path(runner.log_dir) / f'{runner.timestamp}.log'
+    assert 'resumed epoch: 0, iter: 6' in log.read_text()
     assert sorted(p.name for p in work.glob('iter_*.pth')) == ['iter_10.pth', 'iter_8.pth']
 
     # The det hand-over: the best (EMA) checkpoint survives pruning, and the backbone of the

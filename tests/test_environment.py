@@ -1,17 +1,50 @@
 """The pinned stack imports and works on CPU: the toolkits' own stock models train one step."""
 import importlib
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 import torch
+from conftest import PINS_FILE, REPO, read_pins
 
-PINS = dict(torch='2.14.1', torchvision='0.29.1', mmengine='0.10.7', mmcv='2.1.0', mmdet='3.3.0',
-            mmseg='1.2.2', mmpretrain='1.2.0', numpy='1.26.4')
+# requirements/pins.txt is the one list of versions: read, never re-typed here.
+PINS = read_pins()
+# Import names where they differ from the distribution's name (``-`` read as ``_`` otherwise).
+IMPORT_NAMES = {'opencv-python': 'cv2', 'PyWavelets': 'pywt', 'mmsegmentation': 'mmseg',
+                'mambavision': 'mambavision.models.mamba_vision'}
 
 
-@pytest.mark.parametrize('module,version', sorted(PINS.items()))
-def test_pinned_versions(module, version):
-    found = importlib.import_module(module).__version__.split('+')[0]
-    assert found == version, f'{module} {found} is not the pinned {version}'
+def test_pins_are_read_as_setup_env_reads_them():
+    """Our reading of pins.txt is tools/setup_env.sh's own (its pin() function: build-only lines
+    left out), for every pinned name, and it is not empty or partial."""
+    script = (REPO / 'tools' / 'setup_env.sh').read_text()
+    pin_fn = next(line for line in script.splitlines() if line.startswith('pin() {'))
+    names = ' '.join(PINS)
+    out = subprocess.run(['bash', '-c', f'pins={PINS_FILE}; {pin_fn}\n'
+                          f'for n in {names}; do echo "$n $(pin "$n")"; done'],
+                         capture_output=True, text=True, check=True).stdout
+    assert dict(line.split(' ', 1) for line in out.splitlines()) == PINS
+    assert {'torch', 'mmcv', 'mambavision', 'timm', 'PyWavelets', 'scipy'} <= set(PINS)
+    assert len(PINS) == sum(1 for line in PINS_FILE.read_text().splitlines()
+                            if '==' in line.split('#')[0] and 'build-only' not in line)
+
+
+@pytest.mark.parametrize('dist', sorted(PINS))
+def test_pinned_versions(dist):
+    """Every runtime pin is installed at its version and imports (an installed distribution
+    hidden or broken at import time fails too)."""
+    try:
+        found = version(dist).split('+')[0]
+    except PackageNotFoundError:
+        pytest.fail(f'{dist} is not installed; pins.txt pins {dist}=={PINS[dist]}: build the '
+                    'environment with ./run_all.sh setup (tools/setup_env.sh)', pytrace=False)
+    assert found == PINS[dist], f'{dist} {found} is not the pinned {PINS[dist]}'
+    if dist in ('mamba-ssm', 'mambavision'):
+        # mamba-ssm imports only through our shim on a machine without its CUDA module.
+        from backbones.ops import mamba_shim
+        mamba_shim.selective_scan_ref()
+    if dist != 'mamba-ssm':
+        importlib.import_module(IMPORT_NAMES.get(dist, dist.replace('-', '_')))
 
 
 def test_mmcv_ops_run_on_cpu():

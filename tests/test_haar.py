@@ -6,7 +6,8 @@ import torch
 from backbones.ops import haar_dwt2d, haar_idwt2d
 from backbones.ops.haar import haar_filters
 
-pywt = pytest.importorskip('pywt')
+# PyWavelets is the independent reference: the `pywt` fixture (tests/conftest.py) fails,
+# never skips, when it is not installed.
 
 
 @pytest.mark.parametrize('shape', [(2, 3, 8, 6), (1, 2, 7, 5), (1, 1, 1, 1), (2, 4, 9, 10)])
@@ -28,7 +29,7 @@ def test_odd_sizes_are_zero_padded_bottom_right():
     assert haar_idwt2d(haar_dwt2d(x)).shape[-2:] == (4, 4)  # crop is the caller's choice
 
 
-def test_matches_pywavelets_db1():
+def test_matches_pywavelets_db1(pywt):
     """Sub-band order (cA, cH, cV, cD) and signs are PyWavelets' own: no convention change."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 10, 14))
@@ -42,7 +43,7 @@ def test_matches_pywavelets_db1():
             np.testing.assert_allclose(rec, x[b, c], atol=1e-12, rtol=0)
 
 
-def test_filter_bank_equals_official_construction():
+def test_filter_bank_equals_official_construction(pywt):
     """The official code builds its bank from pywt.Wavelet('db1'): reversed dec filters, outer
     products (lo.lo, lo(cols).hi(rows), hi(cols).lo(rows), hi.hi), repeated per channel; the
     synthesis bank from the rec filters the same way. Both equal ours (orthonormal Haar)."""

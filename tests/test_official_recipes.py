@@ -343,12 +343,10 @@ def _our_no_decay(cfg: Config, scope: str) -> set:
             for p in g['params']}
 
 
-def test_mambavision_imagenet_no_decay_is_timms_on_the_official_model():
+def test_mambavision_imagenet_no_decay_is_timms_on_the_official_model(official_mambavision):
     """timm's create_optimizer_v2 as train.py calls it, on the official MambaVision-T."""
-    from backbones.ops import mamba_shim
     from timm.optim import create_optimizer_v2
-    mamba_shim.selective_scan_ref()  # mamba_ssm importable without its CUDA kernels
-    from mambavision.models.mamba_vision import mamba_vision_T
+    mamba_vision_T = official_mambavision[0].mamba_vision_T
     from backbones.convert import convert
     y = MV_YAML['T']
     official = mamba_vision_T()

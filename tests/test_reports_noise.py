@@ -191,10 +191,53 @@ def test_medians_where_the_paper_reports_them(tmp_path, monkeypatch):
     assert cell['ImageNet top-1 (%)'] == '80.4 ± 0.6 (median 80.1) n=3 (80.5, -0.1)'
 
 
+def _bars(fig, metric: str) -> dict[str, dict[float, float]]:
+    """The bars of ``metric``'s panel, read back from the figure: {label: {x centre: height}}."""
+    from matplotlib.container import BarContainer
+    (ax, ) = [a for a in fig.axes if a.get_title() == METRICS[metric].label]
+    bars: dict[str, dict[float, float]] = {}
+    for container in ax.containers:
+        if isinstance(container, BarContainer):
+            for patch in container.patches:
+                centre = round(patch.get_x() + patch.get_width() / 2, 6)
+                bars.setdefault(container.get_label(), {})[centre] = patch.get_height()
+    return bars
+
+
 def test_step_plot_and_absolute_plot(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    saved = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):  # the real savefig; the figure is kept to be read
+        saved[Path(path).name] = fig
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, 'savefig', keep)
     out = report(tmp_path, monkeypatch, PLANTED)
     for name in (f'{TABLE}.png', f'{TABLE}_absolute.png'):
         assert (out / name).stat().st_size > 10_000
+    # The plotted numbers, against the planted logs and the paper's table (not the report's own).
+    table = get_table(TABLE)
+    published = {r.slug: r.published.get('top1') for r in table.rows}
+    mean = {row: statistics.mean(values) for row, values in PLANTED.items()}
+    base = table.rows[0].slug
+    absolute = _bars(saved[f'{TABLE}_absolute.png'], 'top1')
+    assert absolute['published'] == pytest.approx(
+        {round(i - 0.2, 6): published[r.slug] for i, r in enumerate(table.rows)
+         if published[r.slug] is not None})
+    assert absolute['ours'] == pytest.approx(
+        {round(i + 0.2, 6): mean[r.slug] for i, r in enumerate(table.rows) if r.slug in mean})
+    step = _bars(saved[f'{TABLE}.png'], 'top1')
+    others = table.rows[1:]
+    assert step['published step'] == pytest.approx(
+        {round(i - 0.2, 6): published[r.slug] - published[base] for i, r in enumerate(others)
+         if published[r.slug] is not None})
+    ours = {x: h for label, bars in step.items() if label.startswith('ours')
+            for x, h in bars.items()}
+    assert ours == pytest.approx(
+        {round(i + 0.2, 6): mean[r.slug] - mean[base] for i, r in enumerate(others)
+         if r.slug in mean})
     steps = steps_csv(out)
     # the plot's numbers: each row's step from the first row, per metric
     r = steps['from baseline', 'conv1 - conv2 - concat - causal conv1 - w/o conv2', 'top1']

@@ -122,17 +122,19 @@ def test_every_row_config_builds_its_model(table, profile, smoke_data, tmp_path)
             cfg = build_row_config(table, row, task, profile=profile, data_root=smoke_data,
                                    work_dir=tmp_path)
             cfg.dump(str(tmp_path / 'config.py'))  # the runner's record must round-trip
-            init_default_scope(cfg.default_scope)
-            if profile == 'full' and task != 'cls':
-                continue  # full-size detectors/segmentors: the smoke build covers the wiring
-            model = _registry_for(cfg).build(cfg.model)
+            # The row's flags are in every config, the full det/seg ones included.
             backbone_cfg = cfg.model.backbone
             for key, value in row.backbone_overrides(task).items():
                 got = backbone_cfg[key]
                 if isinstance(value, dict):
-                    assert {k: got[k] for k in value} == value
+                    assert {k: got[k] for k in value} == value, (row.slug, task, key)
                 else:
-                    assert tuple(got) == tuple(value) if isinstance(value, tuple) else got == value
+                    assert (tuple(got) == tuple(value) if isinstance(value, tuple)
+                            else got == value), (row.slug, task, key)
+            if profile == 'full' and task != 'cls':
+                continue  # full-size detectors/segmentors: the smoke build covers the wiring
+            init_default_scope(cfg.default_scope)
+            model = _registry_for(cfg).build(cfg.model)
             assert type(model.backbone).__name__ == backbone_cfg.type
             DefaultScope._instance_dict.clear()
 
@@ -176,16 +178,29 @@ def _dir(work: Path, row: str, task: str = 'cls', profile: str = 'smoke', table=
 def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, capsys,
                                                           runner_table):
     """A real smoke classification run beats chance; running again skips it; an interrupted run
-    resumes from its checkpoint; a crashing row is recorded as failed while the others go on;
-    a live training of a run is never started twice."""
+    resumes from its checkpoint; a crashing row is recorded as failed while the others go on
+    (two runs at once with --jobs 2), and its det run is blocked; a live training of a run is
+    never started twice."""
     args = ['--work-dir', str(tmp_path), '--tasks', 'cls', '--data-root', str(smoke_data),
             '--no-report']
-    assert main(['runner_test', *args]) == 1  # the broken row failed, the good one ran
+    # --jobs 2: both runs start before either ends (with one job at a time, the second would
+    # start only after the first ended).
+    assert main(['runner_test', *args, '--jobs', '2']) == 1  # broken failed, the good one ran
+    events = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+              if line.startswith(('[start]', '[1/2]', '[2/2]'))]
+    assert events == ['[start]', '[start]', '[1/2]', '[2/2]'], events
     good, bad = _dir(tmp_path, 'conv2-concat'), _dir(tmp_path, 'broken')
     assert runs.read_record(good)['status'] == 'finished'
     status = runs.read_record(bad)
     assert status['status'] == 'failed' and status['returncode'] != 0
     assert "fusion" in Path(status['console_log']).read_text()
+    # The failed cls run's det run waits for it, then is blocked, never trained.
+    assert main(['runner_test', '--work-dir', str(tmp_path), '--rows', 'broken', '--tasks',
+                 'cls,det', '--data-root', str(smoke_data), '--no-report']) == 1
+    assert 'runner_test/smoke/broken/det/seed0: blocked' in capsys.readouterr().out
+    blocked = runs.read_record(_dir(tmp_path, 'broken', 'det'))
+    assert blocked['status'] == 'blocked' and 'did not finish' in blocked['error']
+    assert not list(_dir(tmp_path, 'broken', 'det').glob('*.pth'))
     # The full recipe's structure: epoch-based, validated every epoch, EMA and MESA.
     top1 = [s['accuracy/top1'] for s in _scalars(good) if 'accuracy/top1' in s]
     assert len(top1) == 6 and top1[-1] > 25.0 + 15.0, f'no better than chance: {top1}'
@@ -259,10 +274,9 @@ def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_tab
 
 
 @pytest.mark.slow
-def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_table):
+def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_table, capsys):
     """SIGKILL of the runner (OOM killer, dropped login) takes its training with it, and a
     rerun never trains the same run twice side by side."""
-    import signal
     import time
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     code = ('import sys; from dataclasses import replace; import ablations; '
@@ -272,23 +286,41 @@ def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_ta
             'from tools.run_table import main; sys.exit(main(sys.argv[1:]))')
     args = ['runner_test', '--work-dir', str(tmp_path), '--rows', 'conv2-concat', '--tasks',
             'cls', '--data-root', str(smoke_data), '--no-report']
-    runner = subprocess.Popen([sys.executable, '-c', code, *args], env=env,
-                              cwd=env['PYTHONPATH'])
     run_dir = _dir(tmp_path, 'conv2-concat')
-    deadline = time.monotonic() + 120
-    while not (runs.read_record(run_dir) or {}).get('child_pid'):
-        assert time.monotonic() < deadline and runner.poll() is None
-        time.sleep(0.2)
-    job_pid = runs.read_record(run_dir)['pid']
-    train_pid = runs.read_record(run_dir)['child_pid']
-    runner.kill()
-    runner.wait()
-    deadline = time.monotonic() + 60
-    while any(_alive(p) for p in (job_pid, train_pid)):
-        assert time.monotonic() < deadline, 'the training outlived its killed runner'
-        time.sleep(0.2)
-    assert runs.lock_holder(run_dir) is None
-    assert runs.recorded_state(runs.read_record(run_dir), run_dir) == 'interrupted'
+
+    def start_training(previous_child=None):
+        """A runner in a process of its own, once its training process is recorded."""
+        runner = subprocess.Popen([sys.executable, '-c', code, *args], env=env,
+                                  cwd=env['PYTHONPATH'])
+        deadline = time.monotonic() + 120
+        while (runs.read_record(run_dir) or {}).get('child_pid') in (None, previous_child):
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.2)
+        record = runs.read_record(run_dir)
+        return runner, record['pid'], record['child_pid']
+
+    def kill_and_check(runner, job_pid, train_pid):
+        runner.kill()
+        runner.wait()
+        deadline = time.monotonic() + 60
+        while any(_alive(p) for p in (job_pid, train_pid)):
+            assert time.monotonic() < deadline, 'the training outlived its killed runner'
+            time.sleep(0.2)
+        assert runs.lock_holder(run_dir) is None
+        assert runs.recorded_state(runs.read_record(run_dir), run_dir) == 'interrupted'
+
+    runner, job_pid, train_pid = start_training()
+    kill_and_check(runner, job_pid, train_pid)
+
+    # The rerun trains the interrupted run again (a new training process); a second rerun while
+    # that one lives finds the run's lock held and starts no training of its own.
+    runner, job_pid, second_pid = start_training(previous_child=train_pid)
+    assert second_pid != train_pid and not _alive(train_pid)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert 'a live training holds it' in capsys.readouterr().out
+    assert runs.read_record(run_dir)['child_pid'] == second_pid and _alive(second_pid)
+    kill_and_check(runner, job_pid, second_pid)  # cheap: the rerun is not trained to the end
 
 
 def _alive(pid: int) -> bool:

@@ -54,16 +54,14 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     _require_cluster()
     work, reports = tmp_path / 'work', tmp_path / 'reports'
     data = make_tiny_datasets(tmp_path / 'data')
-    t0 = time.monotonic()
     assert run_table(['table4', '--launcher', 'slurm', '--rows', f'{GOOD},{BAD}',
                       '--work-dir', str(work), '--data-root', str(data),
                       '--report-dir', str(reports), '--sbatch-args=--hold']) == 0
-    submit_seconds = time.monotonic() - t0
     out = capsys.readouterr().out
     job = {(row, task): runs.read_record(_key(row, task).dir(work))['slurm_job_id']
            for row in (GOOD, BAD) for task in ('cls', 'det', 'seg')}
     report_job = re.search(r'report: queued as SLURM job (\d+)', out).group(1)
-    assert all(job.values()) and submit_seconds < 60, out
+    assert all(job.values()), out
     assert f'(after afterok:{job[GOOD, "cls"]})' in out
     # The batch script is in the run dir, resubmittable by hand.
     script = (_key(GOOD, 'cls').dir(work) / 'job.sbatch').read_text()

@@ -1,0 +1,88 @@
+"""The suite's independent references, as fixtures that FAIL (never skip) when one is missing.
+
+The strongest tests hold our code against something we did not write: the official MambaVision
+package (NVlabs' PyPI release), mamba-ssm's reference scan, PyWavelets, and the MobileMamba
+fixture made with the official code. Each is pinned in requirements/pins.txt and installed by
+tools/setup_env.sh, so a missing one is a broken install: the test that needs it fails with the
+install step in its message, rather than vanishing as a skip and leaving the run green. Only
+tests that need a CUDA device skip on a machine without one.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PINS_FILE = REPO / 'requirements' / 'pins.txt'
+MOBILEMAMBA_FIXTURE = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.pt'
+
+
+def read_pins(path: Path = PINS_FILE) -> dict[str, str]:
+    """Runtime pins of requirements/pins.txt, {distribution: version}, read as tools/setup_env.sh
+    reads them: `name==version` lines, comments dropped, `# build-only` lines left out."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if 'build-only' in line:
+            continue
+        m = re.match(r'^([A-Za-z0-9_.\-]+)==([^\s#]+)', line)
+        if m:
+            pins[m.group(1)] = m.group(2)
+    return pins
+
+
+def missing(what: str, dist: str, phase: str, exc: BaseException):
+    """Fail the test: ``what`` (pinned as ``dist``) is not importable; say how to install it."""
+    version = read_pins().get(dist, '?')
+    pytest.fail(
+        f'{what} is missing ({type(exc).__name__}: {exc}). It is an independent reference of '
+        f'this test, so its absence is a failure, not a skip. Install it: ./run_all.sh setup '
+        f'(tools/setup_env.sh {phase} installs {dist}=={version}); to repair an existing '
+        f'environment: ./run_all.sh python -m pip install --no-deps {dist}=={version}',
+        pytrace=False)
+
+
+def require(module: str, dist: str, what: str, phase: str):
+    """Import ``module`` or fail the test with the step that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing(what, dist, phase, exc)
+
+
+@pytest.fixture
+def mamba_ssm_ref():
+    """mamba-ssm's pure-PyTorch selective_scan_ref, imported through backbones/ops/mamba_shim.py
+    (the one place that imports mamba-ssm: on CPU it is installed without its CUDA module)."""
+    from backbones.ops import mamba_shim
+    try:
+        return mamba_shim.selective_scan_ref()
+    except ImportError as exc:
+        missing("mamba-ssm (its reference scan)", 'mamba-ssm', 'phase 5/6', exc)
+
+
+@pytest.fixture
+def official_mambavision(mamba_ssm_ref):
+    """(the official ``mambavision.models.mamba_vision`` module, mamba-ssm's reference scan)."""
+    require('timm', 'timm', 'timm (the official MambaVision package needs it)', 'phase 6/6')
+    mv = require('mambavision.models.mamba_vision', 'mambavision',
+                 "the official MambaVision package ('mambavision')", 'phase 6/6')
+    return mv, mamba_ssm_ref
+
+
+@pytest.fixture
+def pywt():
+    return require('pywt', 'PyWavelets', 'PyWavelets (pywt)', 'phase 4/6')
+
+
+@pytest.fixture
+def mobilemamba_fixture() -> dict:
+    """The tiny MobileMamba made with the official code (weights, input, its logits)."""
+    if not MOBILEMAMBA_FIXTURE.is_file():
+        pytest.fail(f'{MOBILEMAMBA_FIXTURE.relative_to(REPO)} is missing: it is the official '
+                    'MobileMamba reference; regenerate it with tools/make_mobilemamba_fixture.py '
+                    '(see its docstring) and commit it', pytrace=False)
+    import torch
+    return torch.load(MOBILEMAMBA_FIXTURE, map_location='cpu', weights_only=True)
