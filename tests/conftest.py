@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,14 @@ def mobilemamba_fixture() -> dict:
                     '(see its docstring) and commit it', pytrace=False)
     import torch
     return torch.load(MOBILEMAMBA_FIXTURE, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture
+def restore_signals():
+    """tools/train.py installs its stop handlers in this process: put pytest's back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+    from runs import training
+    training._STOP['signum'] = None

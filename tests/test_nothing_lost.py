@@ -137,17 +137,6 @@ def smoke_data(tmp_path_factory):
     return make_tiny_datasets(tmp_path_factory.mktemp('data') / 'smoke')
 
 
-@pytest.fixture
-def restore_signals():
-    """tools/train.py installs its stop handlers in this process: put pytest's back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-    from runs import training
-    training._STOP['signum'] = None
-
-
 def _train(config: Path, work: Path, name: str, *extra: str) -> int:
     """tools/train.py in this process; mmengine's named instances (logger, visualizer) are
     per process, so each training here gets its own names."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -38,17 +37,6 @@ def evil(tmp_path):
     torch.save({'state_dict': {'backbone.w': torch.ones(2)}, 'meta': {},
                 'payload': _RunsCode(f'touch {marker}')}, path)
     return path, marker
-
-
-@pytest.fixture
-def restore_signals():
-    """tools/train.py installs its stop handlers in this process: put pytest's back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-    from runs import training
-    training._STOP['signum'] = None
 
 
 def _refusal(capsys, path: Path) -> str:
