@@ -331,6 +331,25 @@ def git_commit(repo: PathLike = REPO, short: bool = True) -> Optional[str]:
         return None
 
 
+PINS = REPO / 'requirements' / 'pins.txt'
+# Everything below this line of pins.txt is optional: installed on first use (the trackers of
+# --vis), never by tools/setup_env.sh, and left out of the environment's key.
+OPTIONAL_SECTION = '# --- optional'
+
+
+def read_pins(optional: bool = False, path: PathLike = PINS) -> dict[str, str]:
+    """name -> version: the environment's runtime pins (``# build-only`` lines are not pins of
+    the environment), or with ``optional`` the pins of the optional section."""
+    pins, in_optional = {}, False
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(OPTIONAL_SECTION):
+            in_optional = True
+        match = re.match(r'\s*([A-Za-z0-9_.\-]+)==([^\s#]+)', line)
+        if match and 'build-only' not in line and in_optional == optional:
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
 def split_csv(value: Optional[str]) -> list[str]:
     """``'a, b,,c'`` -> ``['a', 'b', 'c']`` (``--rows``, ``--tasks``, ``--gpus`` lists)."""
     return [v.strip() for v in (value or '').split(',') if v.strip()]

@@ -27,7 +27,6 @@ import datetime as dt
 import importlib.metadata
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -41,13 +40,12 @@ from typing import Callable, Optional, Sequence
 import runs
 from ablations import TABLES, TASKS, get_table
 from ablations.compose import DATA_LAYOUT, DEFAULT_SMOKE_DATA, PROFILES, check_data_root
-from runs import REPO, RunKey, split_csv
+from runs import REPO, RunKey, read_pins, split_csv
 from runs.devices import BASE_PORT, cores, visible_gpus
 from runs.graph import Run, parse_gpus, plan_runs
 from runs.launch import LAUNCHERS, python_env
 from runs.slurm import GPUS_PER_NODE, SLURM_OPTIONS, sbatch_script, slurm_queue
 
-PINS = REPO / 'requirements' / 'pins.txt'
 STATUSES = ('ok', 'FAIL', 'skip')
 # The doctor's own job is short whatever --time the table asks for (a short job starts sooner).
 JOB_TIME = '00:15:00'
@@ -83,14 +81,12 @@ def _first_line(err: BaseException) -> str:
 
 # --- environment ----------------------------------------------------------------------------
 
-def pinned_versions(path: Path = PINS) -> dict[str, str]:
-    """name -> version of every runtime pin (build-only lines are not pins of the environment)."""
-    pins = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r'\s*([A-Za-z0-9_.\-]+)==(\S+)', line)
-        if match and 'build-only' not in line:
-            pins[match.group(1)] = match.group(2)
-    return pins
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
 
 
 def _own_torch() -> bool:
@@ -104,10 +100,12 @@ def _own_torch() -> bool:
 
 
 def check_versions() -> Check:
-    pins = pinned_versions()
+    pins = read_pins()
     own_torch = _own_torch()
     wrong, missing = [], []
-    for name, version in pins.items():
+    optional = {name: version for name, version in read_pins(optional=True).items()
+                if _installed(name)}  # a tracker installed by --vis is held to its pin too
+    for name, version in {**pins, **optional}.items():
         if own_torch and name in ('torch', 'torchvision'):
             continue
         try:

@@ -23,9 +23,12 @@ MOBILEMAMBA_FIXTURE = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.p
 
 def read_pins(path: Path = PINS_FILE) -> dict[str, str]:
     """Runtime pins of requirements/pins.txt, {distribution: version}, read as tools/setup_env.sh
-    reads them: `name==version` lines, comments dropped, `# build-only` lines left out."""
+    reads them: `name==version` lines, comments dropped, `# build-only` lines and the optional
+    section left out."""
     pins = {}
     for line in path.read_text().splitlines():
+        if line.startswith('# --- optional'):  # the trackers' pins, installed on first use
+            break
         if 'build-only' in line:
             continue
         m = re.match(r'^([A-Za-z0-9_.\-]+)==([^\s#]+)', line)

@@ -18,15 +18,18 @@ def test_pins_are_read_as_setup_env_reads_them():
     """Our reading of pins.txt is tools/setup_env.sh's own (its pin() function: build-only lines
     left out), for every pinned name, and it is not empty or partial."""
     script = (REPO / 'tools' / 'setup_env.sh').read_text()
-    pin_fn = next(line for line in script.splitlines() if line.startswith('pin() {'))
+    pin_fn = '\n'.join(line for line in script.splitlines()
+                       if line.startswith(('pin() {', 'env_pins() {')))
     names = ' '.join(PINS)
     out = subprocess.run(['bash', '-c', f'pins={PINS_FILE}; {pin_fn}\n'
                           f'for n in {names}; do echo "$n $(pin "$n")"; done'],
                          capture_output=True, text=True, check=True).stdout
     assert dict(line.split(' ', 1) for line in out.splitlines()) == PINS
     assert {'torch', 'mmcv', 'mambavision', 'timm', 'PyWavelets', 'scipy'} <= set(PINS)
-    assert len(PINS) == sum(1 for line in PINS_FILE.read_text().splitlines()
+    environment = PINS_FILE.read_text().split('\n# --- optional')[0]
+    assert len(PINS) == sum(1 for line in environment.splitlines()
                             if '==' in line.split('#')[0] and 'build-only' not in line)
+    assert 'wandb' not in PINS  # optional: installed by --vis on first use, not by set-up
 
 
 @pytest.mark.parametrize('dist', sorted(PINS))

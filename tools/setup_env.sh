@@ -20,6 +20,9 @@ SETUP_VERSION=1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 pins="$root/requirements/pins.txt"
+# The environment's pins: pins.txt above its optional section (the trackers of --vis, installed
+# on first use by runs/trackers.py), which is left out of the key and of every install here.
+env_pins() { sed '/^# --- optional/,$d' "$pins"; }
 cache=${SUITE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mamba-ablation-suite}
 base_py=${SUITE_PYTHON:-}
 if [ -z "$base_py" ]; then
@@ -29,7 +32,7 @@ fi
 "$base_py" -c 'import sys; assert sys.version_info[:2] >= (3, 9)' 2>/dev/null ||
   { echo "setup: $base_py is not a usable Python (need >= 3.9)" >&2; exit 1; }
 
-key=$( { cat "$pins"; echo "setup v$SETUP_VERSION"; echo "${SUITE_PYTHON:+$("$base_py" -c 'import sys,torch; print(sys.executable, torch.__version__)')}"; "$base_py" -V; } | sha256sum | cut -c1-12)
+key=$( { env_pins; echo "setup v$SETUP_VERSION"; echo "${SUITE_PYTHON:+$("$base_py" -c 'import sys,torch; print(sys.executable, torch.__version__)')}"; "$base_py" -V; } | sha256sum | cut -c1-12)
 env_dir="$cache/envs/$key"
 log="$env_dir.log"
 py="$env_dir/bin/python"
@@ -47,8 +50,8 @@ if [ -f "$env_dir/.complete" ]; then echo "$py"; exit 0; fi
 
 start=$SECONDS
 say() { printf '[setup %4ds] %s\n' $((SECONDS - start)) "$*" >&2; }
-pin() { grep -v 'build-only' "$pins" | sed -n "s/^$1==\([^ ]*\).*$/\1/p"; }
-build_pin() { sed -n "s/^$1==\([^ ]*\) *# build-only.*$/\1/p" "$pins"; }
+pin() { env_pins | grep -v 'build-only' | sed -n "s/^$1==\([^ ]*\).*$/\1/p"; }
+build_pin() { env_pins | sed -n "s/^$1==\([^ ]*\) *# build-only.*$/\1/p"; }
 run_logged() {
   # Run a command with its output in the log; on failure show the log's tail and stop.
   if ! "$@" >>"$log" 2>&1; then
@@ -69,7 +72,7 @@ if [ -n "${SUITE_PYTHON:-}" ]; then
 else
   "$base_py" -m venv "$env_dir"
 fi
-grep -v -E '^(torch|torchvision)==|build-only' "$pins" >"$constraints"
+env_pins | grep -v -E '^(torch|torchvision)==|build-only' >"$constraints"
 pip_install() { run_logged "$py" -m pip install --disable-pip-version-check -c "$constraints" "$@"; }
 
 say "phase 1/6: torch $(pin torch), torchvision $(pin torchvision)"
