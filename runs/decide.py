@@ -20,7 +20,7 @@ from runs.devices import visible_gpus
 from runs.graph import Run, train_command
 from runs.identity import run_config, stale_reason
 from runs.slurm import uses_gpus
-from runs.trackers import add_trackers
+from runs.trackers import add_trackers, open_tracker_runs, recorded
 
 
 def pretrained_for(run: Run) -> Optional[Path]:
@@ -106,18 +106,22 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
                     commit=git_commit(), gpus=run.gpus, launcher=args.launcher,
                     pretrained=str(pretrained) if pretrained else None, upstream_hash=upstream,
                     depends_on=str(run.depends_on.dir) if run.depends_on is not None else None)
+    config_path = run.dir / runs.CONFIG
     try:
         cfg, run.config_hash = run_config(run.key, data_root=data_root, work_dir=run.dir,
                                           gpus=run.gpus, pretrained=pretrained, upstream=upstream)
-        config_path = run.dir / runs.CONFIG
-        add_trackers(cfg, run.dir, getattr(args, 'trackers', ()))  # not part of the hash
-        cfg.dump(str(config_path))
+        fidelity = recipe_as_run(cfg, run, args)
     except Exception as exc:  # a broken row must not stop the others
-        runs.write_record(run.dir, **identity, status='failed', returncode=None,
-                          error=f'config: {exc!r}', ended=now(), config_hash=None)
-        print(f'  {run.name}: FAILED to build its config: {exc}', flush=True)
-        run.outcome = 'failed'
-        return False
+        return _failed_before_start(run, identity, 'config', 'to build its config', exc)
+    try:  # a resumed attempt continues its tracker runs; trackers are not part of the hash
+        previous = (runs.readable_record(run.dir) or {}).get('tracker_runs')
+        tracker_runs = open_tracker_runs(run.key, getattr(args, 'trackers', ()), run.dir,
+                                         Path(args.work_dir), previous, run.config_hash,
+                                         fidelity)
+        add_trackers(cfg, run.dir, run.key, tracker_runs, run.config_hash, fidelity)
+    except Exception as exc:
+        return _failed_before_start(run, identity, 'trackers', 'to open its tracker runs', exc)
+    cfg.dump(str(config_path))
     run.footprint = footprint_of(cfg, run)
     train_cfg = cfg.get('train_cfg', {}) or {}
     by_epoch = bool(train_cfg.get('by_epoch', 'max_epochs' in train_cfg))
@@ -127,10 +131,20 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
                       console_log=str(run.dir / runs.CONSOLE), queued=now(), ended=None,
                       schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
                           'max_epochs' if by_epoch else 'max_iters')),
-                      fidelity=recipe_as_run(cfg, run, args), footprint=run.footprint,
-                      trackers=list(getattr(args, 'trackers', ())),
+                      fidelity=fidelity, footprint=run.footprint,
+                      trackers=list(tracker_runs), tracker_runs=recorded(tracker_runs),
                       slurm_job_id=None, error=None)
     return True
+
+
+def _failed_before_start(run: Run, identity: dict, stage: str, what: str,
+                         exc: Exception) -> bool:
+    """Record a run that could not be prepared as failed (the others go on); False."""
+    runs.write_record(run.dir, **identity, status='failed', returncode=None,
+                      error=f'{stage}: {exc!r}', ended=now(), config_hash=None)
+    print(f'  {run.name}: FAILED {what}: {exc}', flush=True)
+    run.outcome = 'failed'
+    return False
 
 
 def device_of(run: Run, args: argparse.Namespace) -> str:

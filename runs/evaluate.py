@@ -46,6 +46,8 @@ from runs import (REPO, RunKey, RunLock, git_commit, now, read_record, split_csv
 from runs.launch import distributed_command, python_env
 from runs.slurm import GPUS_PER_NODE
 from runs.tiny_datasets import make_tiny_datasets
+from runs.trackers import (add_trackers, check_accounts, ensure_installed, open_tracker_runs,
+                          recorded)
 # Where the weights came from (run.json's converted_from). 'ours': already in this suite's
 # layout, loaded unchanged (the official MambaVision mmdet/mmseg files share that layout).
 CONVERTED_FROM = ('official-mambavision', 'official-mobilemamba', 'ours')
@@ -175,6 +177,9 @@ def run_test(cfg, state_dict: dict, fuse: bool = False) -> dict:
     """
     from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
+    from mmengine.utils import import_modules_from_strings
+    if cfg.get('custom_imports'):  # (a config file does this on load; one built here not)
+        import_modules_from_strings(**cfg['custom_imports'])
     cfg = cfg.copy()
     cfg.load_from = None
     cfg.resume = False
@@ -206,6 +211,11 @@ def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weight
         # mmengine names its logger and visualizer instances by experiment and second: two
         # evals of one table in one process and second would otherwise share them.
         cfg.experiment_name = key.name.replace('/', '-')
+        # an interrupted eval continues its tracker runs; a new evaluation opens new ones
+        unfinished = previous.get('status') != 'finished' and previous.get('tracker_runs')
+        tracker_runs = open_tracker_runs(key, getattr(args, 'trackers', ()), run_dir,
+                                         args.work_dir, unfinished or None, None, None)
+        add_trackers(cfg, run_dir, key, tracker_runs)
         config_path = run_dir / 'config.py'
         cfg.dump(str(config_path))
         write_record(run_dir, kind='eval', status='running', table=table.name, row=row,
@@ -214,7 +224,8 @@ def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weight
                      weights_key=weights.weights_key, **options, config=str(config_path),
                      launcher=args.launcher, gpus=args.gpus, host=socket.gethostname(),
                      pid=os.getpid(), commit=git_commit(), started=now(), ended=None,
-                     returncode=None, error=None, metrics=None, test_json=None)
+                     returncode=None, error=None, metrics=None, test_json=None,
+                     trackers=list(tracker_runs), tracker_runs=recorded(tracker_runs))
         try:
             if args.launcher == 'none':
                 run_test(cfg, weights.state_dict, args.fuse_bn)
@@ -284,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
     if weights.task is not None and weights.task != task:
         raise EvalError(f'{checkpoint.name} is a {weights.task} checkpoint (its heads: '
                         f'{", ".join(TASK_KEYS[weights.task])}), not {task}')
+    check_accounts(getattr(args, 'trackers', ()))
+    ensure_installed(getattr(args, 'trackers', ()))
     data_root = Path(args.data_root or DEFAULT_SMOKE_DATA).expanduser().resolve()
     if args.profile == 'smoke' and not args.data_root:
         make_tiny_datasets(data_root)

@@ -173,7 +173,8 @@ def test_eval_official_mobilemamba_s6_fused(tmp_path, smoke_data, capsys):
                 'net_E': _rig_head(sd, 'head.l.weight', 'head.l.bias', label=1)}, src)
     work, data = tmp_path / 'work', _unbalanced(smoke_data, tmp_path / 'data')
     code, out, err = _eval(capsys, 'mobilemamba_mrffi', '--rows', 'official', '--checkpoint',
-                           src, '--data-root', data, '--work-dir', work, '--fuse-bn')
+                           src, '--data-root', data, '--work-dir', work, '--fuse-bn',
+                           '--vis', 'mlflow')
     assert code == 0, out + err
     run_dir = RunKey.eval('mobilemamba_mrffi', 'smoke', 'official', 'cls',
                           _sha256(src)).dir(work)
@@ -181,6 +182,14 @@ def test_eval_official_mobilemamba_s6_fused(tmp_path, smoke_data, capsys):
     assert record['status'] == 'finished' and record['converted_from'] == 'official-mobilemamba'
     assert record['weights_key'] == 'net_E' and record['fuse_bn'] is True
     assert record['metrics']['accuracy/top1'] == _constant_top1(data, 1) == 20.0
+    # --vis: the eval's metrics in its own MLflow run (mmengine logs a test to no tracker)
+    from mlflow.tracking import MlflowClient
+    mlflow_run = MlflowClient((work / 'mlruns').as_uri()).get_run(
+        record['tracker_runs']['mlflow']['run_id'])
+    assert mlflow_run.info.run_name == RunKey.eval('mobilemamba_mrffi', 'smoke', 'official',
+                                                   'cls', _sha256(src)).name
+    assert mlflow_run.data.metrics['accuracy/top1'] == 20.0
+    assert mlflow_run.data.tags['kind'] == 'eval' and mlflow_run.info.status == 'FINISHED'
     rows = released_rows(work, 'mobilemamba_mrffi')
     assert [(r['row'], r['published']) for r in rows] == [('official', 78.0)]
     assert 'BN fused' in render_released(rows)

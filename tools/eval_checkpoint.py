@@ -24,6 +24,7 @@ from backbones.checkpoint_io import CheckpointError, trust_checkpoints  # noqa: 
 from runs import REPO  # noqa: E402
 from runs.evaluate import EvalError, run  # noqa: E402
 from runs.launch import LAUNCHERS  # noqa: E402
+from runs.trackers import TRACKERS, parse_vis  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -47,6 +48,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--gpus', type=int, default=1, help='GPUs (pytorch/slurm)')
     parser.add_argument('--partition', help='SLURM partition for srun')
     parser.add_argument('--force', action='store_true', help='evaluate again even if finished')
+    parser.add_argument('--vis', help=f'trackers the eval also logs to: {", ".join(TRACKERS)} '
+                                      '(installed on first use)')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load FILE with weights_only=False (only a file you trust fully: '
                              'unpickling can run code)')
@@ -55,6 +58,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f'--gpus must be at least 1, got {args.gpus}')
     if args.launcher == 'none' and args.gpus > 1:
         parser.error('--gpus > 1 needs --launcher pytorch or slurm')
+    try:
+        args.trackers = parse_vis(args.vis)
+    except ValueError as err:
+        parser.error(str(err))
     args.work_dir = Path(args.work_dir).expanduser().resolve()
     return args
 

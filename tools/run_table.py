@@ -28,7 +28,7 @@ from runs.graph import parse_gpus  # noqa: E402
 from runs.launch import LAUNCHERS  # noqa: E402
 from runs.slurm import GPUS_PER_NODE, SLURM_OPTIONS  # noqa: E402
 from runs.table import run_table  # noqa: E402
-from runs.trackers import TRACKERS, ensure_installed, parse_vis  # noqa: E402
+from runs.trackers import TRACKERS, check_accounts, ensure_installed, parse_vis  # noqa: E402
 
 
 def report_command(table: AblationTable, work_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -121,6 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parse_args(argv)
         tables = list(TABLES.values()) if args.table == 'all' else [get_table(args.table)]
         if not args.dry_run:
+            check_accounts(args.trackers)
             ensure_installed(args.trackers)
         status = 0
         for table in tables:
