@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import runs as run_layout
-from ablations import get_table
+from ablations import METRICS, get_table
 from reports import cli, complexity_column
 from reports.parsing import read_folder
 from reports.tabulation import fmt1, fmt_delta
@@ -322,7 +322,36 @@ def test_claim_check(runs):
     assert 'Params (M)' not in text
 
 
-def test_pick_best_and_csv(runs):
+def bars(fig, metric: str) -> dict[str, dict[float, float]]:
+    """The bars of ``metric``'s panel, read back from the figure: {label: {x centre: height}}."""
+    from matplotlib.container import BarContainer
+    (ax, ) = [a for a in fig.axes if a.get_title() == METRICS[metric].label]
+    found: dict[str, dict[float, float]] = {}
+    for container in ax.containers:
+        if isinstance(container, BarContainer):
+            for patch in container.patches:
+                centre = round(patch.get_x() + patch.get_width() / 2, 6)
+                found.setdefault(container.get_label(), {})[centre] = patch.get_height()
+    return found
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> dict:
+    """{file name: figure} of every figure the reporter saves (the real savefig still writes
+    the file), so that a test reads the plotted values back."""
+    from matplotlib.figure import Figure
+    saved = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        saved[Path(path).name] = fig
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, 'savefig', keep)
+    return saved
+
+
+def test_pick_best_and_csv(runs, saved_figures):
     assert cli.main([TABLE, '--out', 'out', '--pick', 'best', '--no-complexity']) == 0
     text = (runs / 'out' / f'{TABLE}.md').read_text()
     # best of seed0 is 45.0 (step 1); seeds 45.0, 42.0, 44.0: mean 43.667, std 1.528
@@ -343,7 +372,23 @@ def test_pick_best_and_csv(runs):
     full = [r for r in records if r['profile'] == 'full']
     assert [(r['row'], r['value'], r['in_report']) for r in full] == [
         ('conv2-add', '81.0', 'False')]
-    assert (runs / 'out' / f'{TABLE}.png').stat().st_size > 1000
+    # The step plot draws the best evaluations: each row's mean step from the first row
+    # (causal-noconv2: best of 45.0, 42.0, 44.0) beside the paper's, read back from the figure.
+    assert (runs / 'out' / f'{TABLE}.png').is_file()
+    base = (45.0 + 42.0 + 44.0) / 3
+    top1 = bars(saved_figures[f'{TABLE}.png'], 'top1')
+    # x: the rows after the first, at i - 0.2 (published) and i + 0.2 (ours); no bar for a row
+    # without a result (regular-noconv2 corrupt, conv2-gate running) or a published value
+    assert top1['published step'] == pytest.approx({-0.2: 80.9 - 80.5, 0.8: 81.3 - 80.5,
+                                                    1.8: 82.3 - 80.5})
+    ours = {x: h for label, drawn in top1.items() if label.startswith('ours')
+            for x, h in drawn.items()}
+    assert ours == pytest.approx({2.2: 82.0 - base, 3.2: 50.0 - base})
+    # ADE20K: the best of seed0's 10.0 and 12.35 is the baseline; NaN seed left out
+    miou = bars(saved_figures[f'{TABLE}.png'], 'miou')
+    ours = {x: h for label, drawn in miou.items() if label.startswith('ours')
+            for x, h in drawn.items()}
+    assert ours == pytest.approx({0.2: 20.0 - 12.35, 1.2: 13.0 - 12.35, 2.2: 12.0 - 12.35})
 
 
 def test_profile_option_reports_only_that_profile(runs):
