@@ -438,6 +438,95 @@ def test_table5_shows_published_params(tmp_path, monkeypatch):
     assert cells['Random [1]']['Params (M)'] == 'skipped (31.8)'
 
 
+def _independent_macs(model, size: int) -> int:
+    """Multiply-accumulates of one forward of ``model`` (an mmpretrain classifier) at ``size`` px,
+    counted without backbones.complexity: mmengine's FlopAnalyzer (fvcore's counter, on a traced
+    graph) with handles for the three ops it cannot count, and the report's convention (matmuls,
+    convolutions, attention, scans; fvcore's norm and pooling counts, 0.2 % here, left out)."""
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+    from mmengine.analysis.jit_handles import conv_flop_count, get_shape
+
+    def conv_same(inputs, outputs):  # a conv with padding='same' (the mixer's conv1d)
+        return conv_flop_count(get_shape(inputs[0]), get_shape(inputs[1]),
+                               get_shape(outputs[0]))
+
+    def attention(inputs, outputs):  # QK^T and AV
+        (b, h, n, d), (_, _, m, _), v = (get_shape(t) for t in inputs[:3])
+        return b * h * n * m * d + b * h * n * m * v[-1]
+
+    def scan(inputs, outputs):  # mamba's 9 * B * L * D * N, plus B * D * L for D (no z here)
+        (b, dim, length), (_, n) = get_shape(inputs[0]), get_shape(inputs[2])
+        return 9 * b * length * dim * n + b * dim * length
+
+    class Tensor(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x, mode='tensor')
+
+    analyzer = FlopAnalyzer(Tensor().eval(), (torch.randn(1, 3, size, size),))
+    def uncounted(inputs, outputs):
+        return 0
+
+    analyzer.set_op_handle('aten::_convolution_mode', conv_same,
+                           'aten::scaled_dot_product_attention', attention,
+                           'prim::PythonOp._SelectiveScanFn', scan,
+                           'aten::batch_norm', uncounted, 'aten::layer_norm', uncounted,
+                           'aten::adaptive_avg_pool2d', uncounted)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    counted = analyzer.by_operator()
+    assert all(counted[op] > 0 for op in ('linear', 'conv', '_convolution_mode', 'PythonOp.'
+                                          '_SelectiveScanFn', 'scaled_dot_product_attention'))
+    assert not set(analyzer.unsupported_ops()) - {  # what is left uncounted is elementwise
+        'aten::addcmul_', 'aten::add', 'aten::mul', 'aten::gelu', 'aten::silu', 'aten::exp',
+        'aten::exp_', 'aten::neg', 'aten::softplus'}, analyzer.unsupported_ops()
+    return analyzer.total()
+
+
+def test_complexity_column_is_the_real_count(tmp_path, monkeypatch):
+    """The Params and GFLOPs cells as the reporter fills them (backbones.complexity on the row's
+    full-profile model, no stand-in), for table5's official row (MambaVision-T, 224 px), against
+    counts of the model it built made without backbones.complexity: its parameters, and the
+    multiply-accumulates mmengine's FlopAnalyzer traces; and the paper's 31.8 M parameters."""
+    import dataclasses
+    import ablations
+    import backbones.build
+    table5 = get_table('table5')
+    monkeypatch.setitem(ablations.TABLES, 'table5',
+                        dataclasses.replace(table5, rows=(table5.row('last-half'), ), claims=()))
+    built = []  # the model the reporter counts (the real builder; kept to be counted again)
+    real_build = backbones.build.build_model_from_config
+    monkeypatch.setattr(backbones.build, 'build_model_from_config',
+                        lambda cfg: built.append(real_build(cfg)) or built[-1])
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / 'work_dirs' / 'table5' / 'smoke' / 'last-half' / 'cls' / 'seed0'
+    d.mkdir(parents=True)
+    (d / 'run.json').write_text(json.dumps(dict(
+        table='table5', row='last-half', task='cls', seed=0, profile='smoke',
+        status='finished', returncode=0, started='2025-01-01T00:00:00')))
+    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 60.0})])
+    assert cli.main(['table5', '--out', 'out']) == 0
+
+    (model, ) = built
+    from mmpretrain.models import ImageClassifier
+    assert isinstance(model, ImageClassifier) and model.head.fc.out_features == 1000
+    params = sum(p.numel() for p in model.parameters())
+    macs = _independent_macs(model, table5.input_size)
+    cached = json.loads((tmp_path / 'out' / complexity_column.CACHE_NAME).read_text())
+    assert (cached['table5/last-half']['params'], cached['table5/last-half']['flops']) == \
+        (params, macs)
+    (cells, ) = md_table((tmp_path / 'out' / 'table5.md').read_text()).values()
+    assert cells['Params (M)'] == f'{fmt1(params / 1e6)} (31.8, {fmt_delta(params / 1e6, 31.8)})'
+    assert cells['GFLOPs'] == f'{fmt1(macs / 1e9)} (n/p)'
+    # the paper's Table 1 gives MambaVision-T 31.8 M parameters (and 4.4 GFLOPs without
+    # attention, which fvcore skips: 4.47 here, 4.58 with it)
+    assert cells['Params (M)'] == '31.8 (31.8, 0.0)' and cells['GFLOPs'] == '4.6 (n/p)'
+
+
 def test_exit_codes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(['table9']) == 2
