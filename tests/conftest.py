@@ -19,6 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PINS_FILE = REPO / 'requirements' / 'pins.txt'
 MOBILEMAMBA_FIXTURE = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.pt'
+MOBILEMAMBA_CHECKPOINT = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny_ckpt_E.pth'
 
 
 def read_pins(path: Path = PINS_FILE) -> dict[str, str]:
@@ -90,6 +91,18 @@ def mobilemamba_fixture() -> dict:
                     '(see its docstring) and commit it', pytrace=False)
     import torch
     return torch.load(MOBILEMAMBA_FIXTURE, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture
+def mobilemamba_official_checkpoint() -> Path:
+    """The file the official MobileMamba trainer writes (its ``ckpt_E.pth``) for the fixture's
+    model, written by the official trainer's own code."""
+    if not MOBILEMAMBA_CHECKPOINT.is_file():
+        pytest.fail(f'{MOBILEMAMBA_CHECKPOINT.relative_to(REPO)} is missing: it is the official '
+                    'MobileMamba trainer\'s checkpoint file; regenerate it with '
+                    'tools/make_mobilemamba_fixture.py (see its docstring) and commit it',
+                    pytrace=False)
+    return MOBILEMAMBA_CHECKPOINT
 
 
 @pytest.fixture

@@ -426,22 +426,33 @@ def test_our_keys_are_the_official_keys():
         assert ours.get(key) == shape, (key, ours.get(key), shape)
 
 
-def test_converter_reproduces_logits():
-    torch.manual_seed(0)
-    src = _classifier(MobileMamba(TINY), num_classes=10)
-    _randomize_bn(src)
-    official = _official_state_dict(src)
-    converted = convert_official_state_dict(official)
+@pytest.mark.parametrize('ema', [False, True], ids=['net', 'net_E'])
+def test_converter_on_the_official_trainers_checkpoint(ema, mobilemamba_fixture,
+                                                        mobilemamba_official_checkpoint):
+    """backbones.convert (what tools/convert_checkpoint.py and eval run) on the checkpoint file the
+    official trainer writes, made by the official code (tools/make_mobilemamba_fixture.py: the
+    official model saved by BaseTrainer.save_checkpoint, "net" and its EMA "net_E" beside the
+    optimizer, scheduler, scaler and counters): read without trusting it, the model's or the EMA's
+    weights taken, converted; our model then gives the official model's logits."""
+    from backbones.convert import convert, detect_family, load_official
+    weights = load_official(str(mobilemamba_official_checkpoint), ema=ema)
+    assert detect_family(weights) == 'mobilemamba'
+    converted = convert('mobilemamba', weights)
     assert not any('wt_filter' in k for k in converted)
-    assert all(k.startswith(('backbone.', 'head.')) for k in converted)
-    torch.manual_seed(1)
-    dst = _classifier(MobileMamba(TINY), num_classes=10)
-    result = dst.load_state_dict(converted, strict=True)
+    kwargs = mobilemamba_fixture['kwargs']
+    backbone = MobileMamba(dict(widths=tuple(kwargs['embed_dim']), depths=tuple(kwargs['depth'])),
+                           global_ratio=kwargs['global_ratio'], local_ratio=kwargs['local_ratio'],
+                           kernels=kwargs['kernels'])
+    model = _classifier(backbone, kwargs['num_classes'])
+    result = model.load_state_dict(converted, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    x = torch.randn(2, 3, 64, 64)
-    src.eval(), dst.eval()
+    model.eval()
     with torch.no_grad():
-        assert torch.equal(src(x), dst(x))
+        logits = model(mobilemamba_fixture['input'])
+    # The official model's logits, or its EMA's (far apart: which one is taken matters).
+    expected = mobilemamba_fixture['logits_E' if ema else 'logits']
+    relative = ((logits - expected).abs().max() / expected.abs().max()).item()
+    assert relative < 1e-5, relative
 
 
 def test_converter_downstream_and_bare_backbone():

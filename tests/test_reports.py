@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import runs as run_layout
-from ablations import get_table
+from ablations import METRICS, get_table
 from reports import cli, complexity_column
 from reports.parsing import read_folder
 from reports.tabulation import fmt1, fmt_delta
@@ -322,7 +322,36 @@ def test_claim_check(runs):
     assert 'Params (M)' not in text
 
 
-def test_pick_best_and_csv(runs):
+def bars(fig, metric: str) -> dict[str, dict[float, float]]:
+    """The bars of ``metric``'s panel, read back from the figure: {label: {x centre: height}}."""
+    from matplotlib.container import BarContainer
+    (ax, ) = [a for a in fig.axes if a.get_title() == METRICS[metric].label]
+    found: dict[str, dict[float, float]] = {}
+    for container in ax.containers:
+        if isinstance(container, BarContainer):
+            for patch in container.patches:
+                centre = round(patch.get_x() + patch.get_width() / 2, 6)
+                found.setdefault(container.get_label(), {})[centre] = patch.get_height()
+    return found
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> dict:
+    """{file name: figure} of every figure the reporter saves (the real savefig still writes
+    the file), so that a test reads the plotted values back."""
+    from matplotlib.figure import Figure
+    saved = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        saved[Path(path).name] = fig
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, 'savefig', keep)
+    return saved
+
+
+def test_pick_best_and_csv(runs, saved_figures):
     assert cli.main([TABLE, '--out', 'out', '--pick', 'best', '--no-complexity']) == 0
     text = (runs / 'out' / f'{TABLE}.md').read_text()
     # best of seed0 is 45.0 (step 1); seeds 45.0, 42.0, 44.0: mean 43.667, std 1.528
@@ -343,7 +372,23 @@ def test_pick_best_and_csv(runs):
     full = [r for r in records if r['profile'] == 'full']
     assert [(r['row'], r['value'], r['in_report']) for r in full] == [
         ('conv2-add', '81.0', 'False')]
-    assert (runs / 'out' / f'{TABLE}.png').stat().st_size > 1000
+    # The step plot draws the best evaluations: each row's mean step from the first row
+    # (causal-noconv2: best of 45.0, 42.0, 44.0) beside the paper's, read back from the figure.
+    assert (runs / 'out' / f'{TABLE}.png').is_file()
+    base = (45.0 + 42.0 + 44.0) / 3
+    top1 = bars(saved_figures[f'{TABLE}.png'], 'top1')
+    # x: the rows after the first, at i - 0.2 (published) and i + 0.2 (ours); no bar for a row
+    # without a result (regular-noconv2 corrupt, conv2-gate running) or a published value
+    assert top1['published step'] == pytest.approx({-0.2: 80.9 - 80.5, 0.8: 81.3 - 80.5,
+                                                    1.8: 82.3 - 80.5})
+    ours = {x: h for label, drawn in top1.items() if label.startswith('ours')
+            for x, h in drawn.items()}
+    assert ours == pytest.approx({2.2: 82.0 - base, 3.2: 50.0 - base})
+    # ADE20K: the best of seed0's 10.0 and 12.35 is the baseline; NaN seed left out
+    miou = bars(saved_figures[f'{TABLE}.png'], 'miou')
+    ours = {x: h for label, drawn in miou.items() if label.startswith('ours')
+            for x, h in drawn.items()}
+    assert ours == pytest.approx({0.2: 20.0 - 12.35, 1.2: 13.0 - 12.35, 2.2: 12.0 - 12.35})
 
 
 def test_profile_option_reports_only_that_profile(runs):
@@ -391,6 +436,95 @@ def test_table5_shows_published_params(tmp_path, monkeypatch):
     assert cli.main(['table5', '--out', 'out3', '--no-complexity']) == 0
     cells = md_table((tmp_path / 'out3' / 'table5.md').read_text())
     assert cells['Random [1]']['Params (M)'] == 'skipped (31.8)'
+
+
+def _independent_macs(model, size: int) -> int:
+    """Multiply-accumulates of one forward of ``model`` (an mmpretrain classifier) at ``size`` px,
+    counted without backbones.complexity: mmengine's FlopAnalyzer (fvcore's counter, on a traced
+    graph) with handles for the three ops it cannot count, and the report's convention (matmuls,
+    convolutions, attention, scans; fvcore's norm and pooling counts, 0.2 % here, left out)."""
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+    from mmengine.analysis.jit_handles import conv_flop_count, get_shape
+
+    def conv_same(inputs, outputs):  # a conv with padding='same' (the mixer's conv1d)
+        return conv_flop_count(get_shape(inputs[0]), get_shape(inputs[1]),
+                               get_shape(outputs[0]))
+
+    def attention(inputs, outputs):  # QK^T and AV
+        (b, h, n, d), (_, _, m, _), v = (get_shape(t) for t in inputs[:3])
+        return b * h * n * m * d + b * h * n * m * v[-1]
+
+    def scan(inputs, outputs):  # mamba's 9 * B * L * D * N, plus B * D * L for D (no z here)
+        (b, dim, length), (_, n) = get_shape(inputs[0]), get_shape(inputs[2])
+        return 9 * b * length * dim * n + b * dim * length
+
+    class Tensor(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x, mode='tensor')
+
+    analyzer = FlopAnalyzer(Tensor().eval(), (torch.randn(1, 3, size, size),))
+    def uncounted(inputs, outputs):
+        return 0
+
+    analyzer.set_op_handle('aten::_convolution_mode', conv_same,
+                           'aten::scaled_dot_product_attention', attention,
+                           'prim::PythonOp._SelectiveScanFn', scan,
+                           'aten::batch_norm', uncounted, 'aten::layer_norm', uncounted,
+                           'aten::adaptive_avg_pool2d', uncounted)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    counted = analyzer.by_operator()
+    assert all(counted[op] > 0 for op in ('linear', 'conv', '_convolution_mode', 'PythonOp.'
+                                          '_SelectiveScanFn', 'scaled_dot_product_attention'))
+    assert not set(analyzer.unsupported_ops()) - {  # what is left uncounted is elementwise
+        'aten::addcmul_', 'aten::add', 'aten::mul', 'aten::gelu', 'aten::silu', 'aten::exp',
+        'aten::exp_', 'aten::neg', 'aten::softplus'}, analyzer.unsupported_ops()
+    return analyzer.total()
+
+
+def test_complexity_column_is_the_real_count(tmp_path, monkeypatch):
+    """The Params and GFLOPs cells as the reporter fills them (backbones.complexity on the row's
+    full-profile model, no stand-in), for table5's official row (MambaVision-T, 224 px), against
+    counts of the model it built made without backbones.complexity: its parameters, and the
+    multiply-accumulates mmengine's FlopAnalyzer traces; and the paper's 31.8 M parameters."""
+    import dataclasses
+    import ablations
+    import backbones.build
+    table5 = get_table('table5')
+    monkeypatch.setitem(ablations.TABLES, 'table5',
+                        dataclasses.replace(table5, rows=(table5.row('last-half'), ), claims=()))
+    built = []  # the model the reporter counts (the real builder; kept to be counted again)
+    real_build = backbones.build.build_model_from_config
+    monkeypatch.setattr(backbones.build, 'build_model_from_config',
+                        lambda cfg: built.append(real_build(cfg)) or built[-1])
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / 'work_dirs' / 'table5' / 'smoke' / 'last-half' / 'cls' / 'seed0'
+    d.mkdir(parents=True)
+    (d / 'run.json').write_text(json.dumps(dict(
+        table='table5', row='last-half', task='cls', seed=0, profile='smoke',
+        status='finished', returncode=0, started='2025-01-01T00:00:00')))
+    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 60.0})])
+    assert cli.main(['table5', '--out', 'out']) == 0
+
+    (model, ) = built
+    from mmpretrain.models import ImageClassifier
+    assert isinstance(model, ImageClassifier) and model.head.fc.out_features == 1000
+    params = sum(p.numel() for p in model.parameters())
+    macs = _independent_macs(model, table5.input_size)
+    cached = json.loads((tmp_path / 'out' / complexity_column.CACHE_NAME).read_text())
+    assert (cached['table5/last-half']['params'], cached['table5/last-half']['flops']) == \
+        (params, macs)
+    (cells, ) = md_table((tmp_path / 'out' / 'table5.md').read_text()).values()
+    assert cells['Params (M)'] == f'{fmt1(params / 1e6)} (31.8, {fmt_delta(params / 1e6, 31.8)})'
+    assert cells['GFLOPs'] == f'{fmt1(macs / 1e9)} (n/p)'
+    # the paper's Table 1 gives MambaVision-T 31.8 M parameters (and 4.4 GFLOPs without
+    # attention, which fvcore skips: 4.47 here, 4.58 with it)
+    assert cells['Params (M)'] == '31.8 (31.8, 0.0)' and cells['GFLOPs'] == '4.6 (n/p)'
 
 
 def test_exit_codes(tmp_path, monkeypatch, capsys):

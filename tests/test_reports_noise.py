@@ -18,8 +18,8 @@ from scipy import stats as sps
 from ablations import METRICS, get_table
 from reports import cli, stats
 from reports.tabulation import Cell, claim_check
-from test_reports import TABLE, T1, md_table, seed_dir, train_line, val_line, write_run_json, \
-    write_scalars
+from test_reports import TABLE, T1, bars, md_table, saved_figures, seed_dir, train_line, \
+    val_line, write_run_json, write_scalars  # noqa: F401  (saved_figures: a fixture)
 
 # Top-1 per seed. Claims of table4: regular > causal (a clear step), gate > regular (within
 # noise), concat > gate (ours goes clearly the other way).
@@ -191,29 +191,8 @@ def test_medians_where_the_paper_reports_them(tmp_path, monkeypatch):
     assert cell['ImageNet top-1 (%)'] == '80.4 ± 0.6 (median 80.1) n=3 (80.5, -0.1)'
 
 
-def _bars(fig, metric: str) -> dict[str, dict[float, float]]:
-    """The bars of ``metric``'s panel, read back from the figure: {label: {x centre: height}}."""
-    from matplotlib.container import BarContainer
-    (ax, ) = [a for a in fig.axes if a.get_title() == METRICS[metric].label]
-    bars: dict[str, dict[float, float]] = {}
-    for container in ax.containers:
-        if isinstance(container, BarContainer):
-            for patch in container.patches:
-                centre = round(patch.get_x() + patch.get_width() / 2, 6)
-                bars.setdefault(container.get_label(), {})[centre] = patch.get_height()
-    return bars
-
-
-def test_step_plot_and_absolute_plot(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-    saved = {}
-    real_savefig = Figure.savefig
-
-    def keep(fig, path, *args, **kwargs):  # the real savefig; the figure is kept to be read
-        saved[Path(path).name] = fig
-        return real_savefig(fig, path, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, 'savefig', keep)
+def test_step_plot_and_absolute_plot(tmp_path, monkeypatch, saved_figures):
+    saved = saved_figures
     out = report(tmp_path, monkeypatch, PLANTED)
     for name in (f'{TABLE}.png', f'{TABLE}_absolute.png'):
         assert (out / name).stat().st_size > 10_000
@@ -222,13 +201,13 @@ def test_step_plot_and_absolute_plot(tmp_path, monkeypatch):
     published = {r.slug: r.published.get('top1') for r in table.rows}
     mean = {row: statistics.mean(values) for row, values in PLANTED.items()}
     base = table.rows[0].slug
-    absolute = _bars(saved[f'{TABLE}_absolute.png'], 'top1')
+    absolute = bars(saved[f'{TABLE}_absolute.png'], 'top1')
     assert absolute['published'] == pytest.approx(
         {round(i - 0.2, 6): published[r.slug] for i, r in enumerate(table.rows)
          if published[r.slug] is not None})
     assert absolute['ours'] == pytest.approx(
         {round(i + 0.2, 6): mean[r.slug] for i, r in enumerate(table.rows) if r.slug in mean})
-    step = _bars(saved[f'{TABLE}.png'], 'top1')
+    step = bars(saved[f'{TABLE}.png'], 'top1')
     others = table.rows[1:]
     assert step['published step'] == pytest.approx(
         {round(i - 0.2, 6): published[r.slug] - published[base] for i, r in enumerate(others)

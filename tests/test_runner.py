@@ -2,6 +2,7 @@
 finished, resumed, failed and locked runs, on real mmengine runs of the smoke profile."""
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -191,6 +192,13 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     assert events == ['[start]', '[start]', '[1/2]', '[2/2]'], events
     good, bad = _dir(tmp_path, 'conv2-concat'), _dir(tmp_path, 'broken')
     assert runs.read_record(good)['status'] == 'finished'
+    # The cores are split between the two runs at once: each training saw its half (torch's
+    # own thread count, printed by the training), not the whole machine.
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    for run_dir in (good, bad):
+        threads = re.findall(r'^train\.py: (\d+) CPU thread\(s\) per process, 0 GPU',
+                             (run_dir / runs.CONSOLE).read_text(), re.M)
+        assert threads == [str(share)], (run_dir.name, threads, share)
     status = runs.read_record(bad)
     assert status['status'] == 'failed' and status['returncode'] != 0
     assert "fusion" in Path(status['console_log']).read_text()

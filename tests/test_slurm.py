@@ -3,8 +3,9 @@
 The cluster comes from tools/slurm_local.sh (started by ``./run_all.sh test`` and by CI). The
 test queues two rows of Table 4 on hold, plants a failure in one row's cls config, releases the
 jobs and follows them with ``status`` to the end: det/seg start after their cls run finished, a
-cls job requeued mid-run resumes from its checkpoint, the failed cls run blocks its dependants,
-and the report job runs after everything.
+cls job sent SLURM's USR1 (its warning before the time limit) mid-run requeues itself and resumes
+from the checkpoint it saved, the failed cls run blocks its dependants, and the report job runs
+after everything.
 """
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ def _wait(predicate, what: str, timeout: float = TIMEOUT, poll: float = 0.5):
     raise AssertionError(f'timed out waiting for {what}')
 
 
+def _ended_attempt(run_dir):
+    """The run's record once it no longer says running, else None."""
+    record = runs.read_record(run_dir) or {}
+    return record if record.get('status', 'running') != 'running' else None
+
+
 @pytest.mark.slow
 def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     _require_cluster()
@@ -77,13 +84,21 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
         subprocess.run(['scontrol', 'release', ','.join([*job.values(), report_job])],
                        check=True)
 
-        # Requeue the good cls job once it has saved a checkpoint but not finished.
+        # SLURM's warning before the time limit (#SBATCH --signal=B:USR1@...), sent now to the
+        # good cls job's batch shell once it has saved a checkpoint but not finished: the job
+        # stops the training (which saves where it is) and requeues itself. (An outside
+        # `scontrol requeue` is test_a_run_spans_two_nodes_and_resumes_after_requeue's.)
         good_cls = _key(GOOD, 'cls').dir(work)
         _wait(lambda: (good_cls / 'last_checkpoint').exists() or
               runs.read_record(good_cls)['status'] == 'finished', 'a first checkpoint', poll=0.1)
         assert runs.read_record(good_cls)['status'] == 'running', \
             'the cls run finished before it could be requeued'
-        subprocess.run(['scontrol', 'requeue', job[GOOD, 'cls']], check=True)
+        subprocess.run(['scancel', '--batch', '--signal=USR1', job[GOOD, 'cls']], check=True)
+        # The first attempt ends: back in the queue, the record says why (until the second
+        # attempt starts).
+        stopped = _wait(lambda: _ended_attempt(good_cls), 'the job to stop', poll=0.1)
+        assert (stopped['status'], stopped['error']) == \
+            ('queued', 'requeued before the time limit (SIGUSR1)'), stopped
         assert status_main(['table4', '--work-dir', str(work)]) == 1
         capsys.readouterr()
 
@@ -108,10 +123,16 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     for task in ('det', 'seg'):
         assert record[GOOD, task]['started'] >= record[GOOD, 'cls']['ended']
         assert record[GOOD, task]['pretrained'].endswith(f'cls/seed0/{runs.HANDOVER}')
-    # The requeued job ran twice and resumed from its checkpoint.
+    # USR1 requeued the job: it ran twice, and the second attempt resumed (not restarted) from
+    # the checkpoint the first one saved when it was stopped.
     assert record[GOOD, 'cls']['attempts'] == 2
     console = (_key(GOOD, 'cls').dir(work) / runs.CONSOLE).read_text()
-    assert re.search(r'resumed epoch: \d+, iter: \d+', console), console[-2000:]
+    first, second = console.split(' attempt 2 on ')
+    saved = re.search(r'stopped by SIGTERM after iteration (\d+); saved \S*/preempt_iter_\1\.pth',
+                      first)
+    assert saved, first[-2000:]
+    resumed = re.search(r'resumed epoch: \d+, iter: (\d+)', second)
+    assert resumed and resumed.group(1) == saved.group(1), second[-2000:]
     # The failed cls run blocks its dependants, which never ran.
     assert record[BAD, 'cls']['status'] == 'failed'
     for task in ('det', 'seg'):

@@ -11,7 +11,8 @@ is unpickled without running code (``backbones.checkpoint_io``); a file that wou
 refused in one line, exit 2, unless ``--trust-checkpoint``. The loop, checkpointing and loss
 check are the preemption-safe, atomic ones of ``runs.training``: SIGTERM, SIGINT or SIGUSR1
 finish the current iteration, save, and exit 128+signal; a NaN/Inf loss or a full disk exits 3
-with its reason in ``<work-dir>/failure.txt``.
+with its reason in ``<work-dir>/failure.txt``. Before training it prints what it was given:
+CPU threads per process and visible GPUs (``--jobs N`` shares them out: runs.local).
 """
 from __future__ import annotations
 
@@ -71,6 +72,18 @@ def hold_run_lock(work_dir: str):
     return lock
 
 
+def print_share() -> None:
+    """One line in the run's console log (rank 0): the CPU threads and GPUs this training was
+    given (``--jobs N`` splits the cores, or the GPUs, between the runs at once: runs.local)."""
+    if int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))) != 0:
+        return
+    import torch
+    gpus = os.environ.get('CUDA_VISIBLE_DEVICES')
+    print(f'train.py: {torch.get_num_threads()} CPU thread(s) per process, '
+          f'{torch.cuda.device_count()} GPU(s) visible'
+          f'{f" (CUDA_VISIBLE_DEVICES={gpus})" if gpus is not None else ""}', flush=True)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     # Before anything slow: a signal from now on means "finish the iteration, save, stop".
@@ -85,6 +98,7 @@ def main(argv=None) -> None:
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
     prepare_distributed(cfg, args.launcher)  # CPU processes: gloo, where there is no GPU
+    print_share()
     if args.resume:
         # load_from=None + resume=True: mmengine finds the work dir's last checkpoint itself and
         # starts from scratch when there is none.
