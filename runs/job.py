@@ -178,6 +178,7 @@ def run_job(run_dir: Path) -> int:
                 _stop_child(proc)
             name = signal.Signals(stop.signum).name
             log.write(f'=== {now()} stopped by {name}\n')
+            log.flush()  # (after a USR1, SLURM's SIGTERM ends this process unflushed)
             if stop.signum == signal.SIGUSR1 and slurm_job:
                 # Near the time limit: leave the job to SLURM's requeue; the next start resumes.
                 runs.write_record(run_dir, status='queued', ended=now(),

@@ -131,6 +131,7 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     saved = re.search(r'stopped by SIGTERM after iteration (\d+); saved \S*/preempt_iter_\1\.pth',
                       first)
     assert saved, first[-2000:]
+    assert re.search(r'^=== .* stopped by SIGUSR1$', first, re.M), first[-2000:]
     resumed = re.search(r'resumed epoch: \d+, iter: (\d+)', second)
     assert resumed and resumed.group(1) == saved.group(1), second[-2000:]
     # The failed cls run blocks its dependants, which never ran.
