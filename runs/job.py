@@ -34,6 +34,7 @@ from typing import Optional
 
 import runs
 from runs import handover_checkpoint, now
+from runs.trackers import end_tracker_runs
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another live process owns this run
 _PR_SET_PDEATHSIG = 1
@@ -193,6 +194,7 @@ def run_job(run_dir: Path) -> int:
             runs.write_record(run_dir, status='interrupted', ended=now(),
                               returncode=proc.returncode if proc else None,
                               error=f'stopped by {name}')
+            end_tracker_runs(record, 'interrupted')
             return 128 + stop.signum
         finally:
             for s, h in handlers.items():
@@ -209,6 +211,7 @@ def run_job(run_dir: Path) -> int:
         runs.write_record(run_dir, status='failed', returncode=returncode, ended=now(),
                           failure=reason or None,
                           error=reason or f'training exited with {returncode}; see {console}')
+        end_tracker_runs(record, 'failed')
     return 0 if returncode == 0 else 1
 
 

@@ -238,3 +238,25 @@ def recorded(tracker_runs: dict) -> dict:
     environment, which may carry credentials)."""
     return {tracker: {k: v for k, v in found.items() if k != 'config_uri'}
             for tracker, found in tracker_runs.items()}
+
+
+def end_tracker_runs(record: dict, status: str) -> None:
+    """Say in the trackers how an attempt ended, which its training process cannot: MLflow's
+    exit hook ends a stopped process's run FINISHED, and a killed one's stays RUNNING.
+    ``interrupted`` -> KILLED, ``failed`` -> FAILED (a resumed attempt sets it RUNNING again).
+    Never raises: the record comes first."""
+    found = (record.get('tracker_runs') or {}).get('mlflow')
+    if not found or status not in ('interrupted', 'failed'):
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+        uri = found.get('tracking_uri', '')
+        if uri.startswith('file:'):  # the suite's own store (else: the environment's URI)
+            os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
+        else:
+            uri = os.environ['MLFLOW_TRACKING_URI']
+        MlflowClient(uri).set_terminated(found['run_id'],
+                                         'KILLED' if status == 'interrupted' else 'FAILED')
+    except Exception as err:  # noqa: BLE001  (a tracker away must not lose the record)
+        print(f'job: could not mark MLflow run {found.get("run_id")} {status} ({err})',
+              flush=True)

@@ -136,6 +136,11 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
             first.kill()
     assert runs.read_record(run_dir)['status'] == 'interrupted'
     opened = runs.read_record(run_dir)['tracker_runs']
+    os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient((tmp_path / MLFLOW_STORE).as_uri())
+    # the stopped attempt is not left RUNNING in MLflow
+    assert client.get_run(opened['mlflow']['run_id']).info.status == 'KILLED'
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     record = runs.read_record(run_dir)
@@ -181,9 +186,6 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
                   ours['accuracy/top1'])
 
     # MLflow: one run in the table's experiment, tagged for grouping, finished
-    os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
-    from mlflow.tracking import MlflowClient
-    client = MlflowClient((tmp_path / MLFLOW_STORE).as_uri())
     experiment = client.get_experiment_by_name('table4/smoke')
     found = client.search_runs([experiment.experiment_id])
     assert [r.info.run_id for r in found] == [opened['mlflow']['run_id']]
