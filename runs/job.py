@@ -184,6 +184,7 @@ def run_job(run_dir: Path) -> int:
                 # Near the time limit: leave the job to SLURM's requeue; the next start resumes.
                 runs.write_record(run_dir, status='queued', ended=now(),
                                   error=f'requeued before the time limit ({name})')
+                end_tracker_runs(record, 'interrupted')  # until the requeued attempt resumes
                 lock.release()
                 # Exiting first would end the job COMPLETED (and start its dependants): ask for
                 # the requeue, then wait for SLURM's SIGTERM to end this attempt.
