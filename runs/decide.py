@@ -20,7 +20,7 @@ from runs.devices import visible_gpus
 from runs.graph import Run, train_command
 from runs.identity import run_config, stale_reason
 from runs.slurm import uses_gpus
-from runs.trackers import add_trackers, open_tracker_runs, recorded
+from runs.trackers import add_trackers, open_tracker_runs
 
 
 def pretrained_for(run: Run) -> Optional[Path]:
@@ -132,7 +132,7 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
                       schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
                           'max_epochs' if by_epoch else 'max_iters')),
                       fidelity=fidelity, footprint=run.footprint,
-                      trackers=list(tracker_runs), tracker_runs=recorded(tracker_runs),
+                      trackers=list(tracker_runs), tracker_runs=tracker_runs,
                       slurm_job_id=None, error=None)
     return True
 

@@ -46,8 +46,7 @@ from runs import (REPO, RunKey, RunLock, git_commit, now, read_record, split_csv
 from runs.launch import distributed_command, python_env
 from runs.slurm import GPUS_PER_NODE
 from runs.tiny_datasets import make_tiny_datasets
-from runs.trackers import (add_trackers, check_accounts, ensure_installed, open_tracker_runs,
-                          recorded)
+from runs.trackers import add_trackers, check_accounts, ensure_installed, open_tracker_runs
 # Where the weights came from (run.json's converted_from). 'ours': already in this suite's
 # layout, loaded unchanged (the official MambaVision mmdet/mmseg files share that layout).
 CONVERTED_FROM = ('official-mambavision', 'official-mobilemamba', 'ours')
@@ -225,7 +224,7 @@ def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weight
                      launcher=args.launcher, gpus=args.gpus, host=socket.gethostname(),
                      pid=os.getpid(), commit=git_commit(), started=now(), ended=None,
                      returncode=None, error=None, metrics=None, test_json=None,
-                     trackers=list(tracker_runs), tracker_runs=recorded(tracker_runs))
+                     trackers=list(tracker_runs), tracker_runs=tracker_runs)
         try:
             if args.launcher == 'none':
                 run_test(cfg, weights.state_dict, args.fuse_bn)

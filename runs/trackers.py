@@ -105,11 +105,6 @@ def check_accounts(trackers: Sequence[str]) -> None:
 
 # --- one tracker run per suite run ----------------------------------------------------------
 
-def tracker_name(key: RunKey) -> str:
-    """``<table>/<profile>/<row>/<task>/seed<k>`` (``eval-<sha>`` for an evaluation)."""
-    return key.name
-
-
 def mlflow_uri(work_dir: Path) -> Optional[str]:
     """The tracking URI to write into the config: None when MLFLOW_TRACKING_URI names it (read
     again at run time, so a URI with credentials stays out of config.py), else the file store
@@ -117,6 +112,22 @@ def mlflow_uri(work_dir: Path) -> Optional[str]:
     if os.environ.get('MLFLOW_TRACKING_URI'):
         return None
     return (Path(work_dir).resolve() / MLFLOW_STORE).as_uri()
+
+
+def mlflow_store(uri: Optional[str]) -> str:
+    """The tracking URI to use: ``uri``, else MLFLOW_TRACKING_URI. MLflow 3 refuses a file store
+    (maintenance mode) without consent, given here: the suite's own store, or one named."""
+    uri = uri or os.environ['MLFLOW_TRACKING_URI']
+    if uri.startswith('file:'):
+        os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
+    return uri
+
+
+def _config_uri(found: dict) -> Optional[str]:
+    """The URI a config names for a recorded MLflow run: its file store, else None (the
+    environment's, read at run time: the record keeps that one without credentials)."""
+    uri = found.get('tracking_uri') or ''
+    return uri if uri.startswith('file:') else None
 
 
 def _public_uri(uri: str) -> str:
@@ -140,28 +151,25 @@ def _flat(record: Optional[dict], prefix: str = '') -> dict[str, str]:
 def _open_mlflow(key: RunKey, work_dir: Path, previous: Optional[dict], tags: dict,
                  fidelity: Optional[dict]) -> dict:
     from mlflow.tracking import MlflowClient
-    uri = mlflow_uri(work_dir)
-    if uri is not None:
-        os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')  # MLflow 3 asks for consent
-    client = MlflowClient(uri or os.environ['MLFLOW_TRACKING_URI'])
+    uri = mlflow_store(mlflow_uri(work_dir))
+    client = MlflowClient(uri)
     if previous and previous.get('run_id'):
         try:
             client.get_run(previous['run_id'])
-            return dict(previous, config_uri=uri)
+            return previous
         except Exception:  # another store than the first attempt's: a new run, said below
             print(f'  {key.name}: MLflow run {previous["run_id"]} is not in this tracking '
                   'store; opening a new one', flush=True)
     name = os.environ.get('MLFLOW_EXPERIMENT_NAME') or f'{key.table}/{key.profile}'
     experiment = client.get_experiment_by_name(name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
-    run = client.create_run(experiment_id, run_name=tracker_name(key), tags=tags)
+    run = client.create_run(experiment_id, run_name=key.name, tags=tags)
     # MLflow never lets a param change: logged once, here, not by each attempt
     from mlflow.entities import Param
     params = [Param(k, v[:6000]) for k, v in _flat(fidelity, 'fidelity.').items()]
     for start in range(0, len(params), 100):
         client.log_batch(run.info.run_id, params=params[start:start + 100])
-    return dict(run_id=run.info.run_id, experiment=name, config_uri=uri,
-                tracking_uri=_public_uri(uri or os.environ['MLFLOW_TRACKING_URI']))
+    return dict(run_id=run.info.run_id, experiment=name, tracking_uri=_public_uri(uri))
 
 
 def open_tracker_runs(key: RunKey, trackers: Sequence[str], run_dir: Path, work_dir: Path,
@@ -183,7 +191,7 @@ def open_tracker_runs(key: RunKey, trackers: Sequence[str], run_dir: Path, work_
             opened[tracker] = previous.get('wandb') or dict(
                 id=''.join(secrets.choice(alphabet) for _ in range(8)),
                 project=os.environ.get('WANDB_PROJECT') or DEFAULT_WANDB_PROJECT,
-                name=tracker_name(key), group=tracker_name(key).rsplit('/', 1)[0],
+                name=key.name, group=key.name.rsplit('/', 1)[0],
                 dir=str(Path(run_dir) / WANDB_DIR))
         elif tracker == 'mlflow':
             try:
@@ -219,7 +227,7 @@ def add_trackers(cfg, run_dir: Path, key: RunKey, tracker_runs: dict,
     if 'mlflow' in tracker_runs:
         m = tracker_runs['mlflow']
         backends.append(dict(type=BACKEND_TYPES['mlflow'], save_dir=str(run_dir),
-                             run_id=m['run_id'], tracking_uri=m['config_uri'],
+                             run_id=m['run_id'], tracking_uri=_config_uri(m),
                              exp_name=m['experiment']))
     visualizer['vis_backends'] = backends
     cfg.visualizer = visualizer
@@ -233,13 +241,6 @@ def add_trackers(cfg, run_dir: Path, key: RunKey, tracker_runs: dict,
         cfg.custom_imports = imports
 
 
-def recorded(tracker_runs: dict) -> dict:
-    """What run.json keeps of the tracker runs: how to find each (no URI read from the
-    environment, which may carry credentials)."""
-    return {tracker: {k: v for k, v in found.items() if k != 'config_uri'}
-            for tracker, found in tracker_runs.items()}
-
-
 def end_tracker_runs(record: dict, status: str) -> None:
     """Say in the trackers how an attempt ended, which its training process cannot: MLflow's
     exit hook ends a stopped process's run FINISHED, and a killed one's stays RUNNING.
@@ -250,12 +251,7 @@ def end_tracker_runs(record: dict, status: str) -> None:
         return
     try:
         from mlflow.tracking import MlflowClient
-        uri = found.get('tracking_uri', '')
-        if uri.startswith('file:'):  # the suite's own store (else: the environment's URI)
-            os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
-        else:
-            uri = os.environ['MLFLOW_TRACKING_URI']
-        MlflowClient(uri).set_terminated(found['run_id'],
+        MlflowClient(mlflow_store(_config_uri(found))).set_terminated(found['run_id'],
                                          'KILLED' if status == 'interrupted' else 'FAILED')
     except Exception as err:  # noqa: BLE001  (a tracker away must not lose the record)
         print(f'job: could not mark MLflow run {found.get("run_id")} {status} ({err})',

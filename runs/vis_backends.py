@@ -11,8 +11,9 @@ What differs from mmengine's own backends, and why:
   training iteration as W&B's step. mmengine logs without a step, so W&B counted log calls, and
   a resumed attempt (a new process) started counting again from 0. Validation scalars, which
   mmengine steps by epoch, are logged at the iteration they were computed at (W&B's step must
-  not go back), with its timings as ``val/time``, ``val/data_time``. The config is recorded without ``log_code`` (it would copy every ``.py`` file
-  under the working directory into the run).
+  not go back), with its timings as ``val/time``, ``val/data_time``. The config is recorded
+  without ``log_code`` (it would copy every ``.py`` file under the working directory into the
+  run).
 - MLflow: the run is continued by id, not started anew under a name. The tracking URI
   comes from ``MLFLOW_TRACKING_URI`` at run time when the config holds none, so a URI with
   credentials in it is never written to ``config.py``. Params, which MLflow never lets change,
@@ -28,11 +29,11 @@ from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.visualization.vis_backend import (MLflowVisBackend, WandbVisBackend,
                                                 force_init_env)
 
+from runs.trackers import mlflow_store
+
 # mmengine logs an evaluation's timings under the train logs' names; W&B puts an evaluation in
 # the row of the iteration it ran at, so these become val/time, val/data_time there.
 EVAL_TIMINGS = ('time', 'data_time')
-# Set where the suite itself chose MLflow's local file store (MLflow 3 refuses one otherwise).
-ALLOW_FILE_STORE = 'MLFLOW_ALLOW_FILE_STORE'
 
 
 @VISBACKENDS.register_module()
@@ -76,13 +77,10 @@ class RunMLflowVisBackend(MLflowVisBackend):
         self._run_id = run_id
 
     def _init_env(self):
-        if self._tracking_uri is None:
-            self._tracking_uri = os.environ.get('MLFLOW_TRACKING_URI')
-        if self._tracking_uri is None:
+        if self._tracking_uri is None and not os.environ.get('MLFLOW_TRACKING_URI'):
             raise RuntimeError('--vis mlflow: the run was opened on the tracking server of '
                                'MLFLOW_TRACKING_URI, which is not set in this process')
-        if self._tracking_uri.startswith('file:'):
-            os.environ.setdefault(ALLOW_FILE_STORE, 'true')
+        self._tracking_uri = mlflow_store(self._tracking_uri)
         super()._init_env()
         self._mlflow.start_run(run_id=self._run_id)
 

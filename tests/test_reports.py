@@ -418,14 +418,19 @@ def test_complexity_cache_and_errors(runs, monkeypatch):
     assert row['ImageNet top-1 (%)'].startswith('corrupt: ')  # the rest is still written
 
 
-def test_table5_shows_published_params(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def _table5_run(tmp_path: Path) -> None:
+    """One finished smoke run of table5's official row (last-half), top-1 60.0."""
     d = tmp_path / 'work_dirs' / 'table5' / 'smoke' / 'last-half' / 'cls' / 'seed0'
     d.mkdir(parents=True)
     (d / 'run.json').write_text(json.dumps(dict(
         table='table5', row='last-half', task='cls', seed=0, profile='smoke',
         status='finished', returncode=0, started='2025-01-01T00:00:00')))
     write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 60.0})])
+
+
+def test_table5_shows_published_params(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _table5_run(tmp_path)
     monkeypatch.setattr(complexity_column, 'row_model_config', fake_config)
     monkeypatch.setattr(complexity_column, 'measure_model', fake_measure)
     assert cli.main(['table5', '--out', 'out']) == 0
@@ -467,10 +472,10 @@ def _independent_macs(model, size: int) -> int:
         def forward(self, x):
             return self.model(x, mode='tensor')
 
-    analyzer = FlopAnalyzer(Tensor().eval(), (torch.randn(1, 3, size, size),))
     def uncounted(inputs, outputs):
         return 0
 
+    analyzer = FlopAnalyzer(Tensor().eval(), (torch.randn(1, 3, size, size),))
     analyzer.set_op_handle('aten::_convolution_mode', conv_same,
                            'aten::scaled_dot_product_attention', attention,
                            'prim::PythonOp._SelectiveScanFn', scan,
@@ -503,12 +508,7 @@ def test_complexity_column_is_the_real_count(tmp_path, monkeypatch):
     monkeypatch.setattr(backbones.build, 'build_model_from_config',
                         lambda cfg: built.append(real_build(cfg)) or built[-1])
     monkeypatch.chdir(tmp_path)
-    d = tmp_path / 'work_dirs' / 'table5' / 'smoke' / 'last-half' / 'cls' / 'seed0'
-    d.mkdir(parents=True)
-    (d / 'run.json').write_text(json.dumps(dict(
-        table='table5', row='last-half', task='cls', seed=0, profile='smoke',
-        status='finished', returncode=0, started='2025-01-01T00:00:00')))
-    write_scalars(d, T1, [val_line(1, **{'accuracy/top1': 60.0})])
+    _table5_run(tmp_path)
     assert cli.main(['table5', '--out', 'out']) == 0
 
     (model, ) = built
