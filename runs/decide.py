@@ -118,7 +118,7 @@ def prepare(run: Run, args: argparse.Namespace, data_root: Path) -> bool:
         tracker_runs = open_tracker_runs(run.key, getattr(args, 'trackers', ()), run.dir,
                                          Path(args.work_dir), previous, run.config_hash,
                                          fidelity)
-        add_trackers(cfg, run.dir, run.key, tracker_runs, run.config_hash, fidelity)
+        add_trackers(cfg, run.dir, run.key, tracker_runs)
     except Exception as exc:
         return _failed_before_start(run, identity, 'trackers', 'to open its tracker runs', exc)
     cfg.dump(str(config_path))

@@ -46,6 +46,9 @@ WANDB_DIR = 'wandb'
 MLFLOW_STORE = 'mlruns'  # under the work dir, when MLFLOW_TRACKING_URI is not set
 DEFAULT_WANDB_PROJECT = 'mamba-ablations'
 BACKENDS_MODULE = 'runs.vis_backends'
+# What of run.json a W&B run's config holds (``config.suite``): the run's identity and recipe.
+RECORD_FOR_TRACKERS = ('kind', 'table', 'profile', 'row', 'task', 'seed', 'config_hash',
+                       'fidelity', 'checkpoint_sha256')
 BACKEND_TYPES = dict(tensorboard='TensorboardVisBackend', wandb='RunWandbVisBackend',
                      mlflow='RunMLflowVisBackend')
 
@@ -203,10 +206,11 @@ def open_tracker_runs(key: RunKey, trackers: Sequence[str], run_dir: Path, work_
     return opened
 
 
-def add_trackers(cfg, run_dir: Path, key: RunKey, tracker_runs: dict,
-                 config_hash: Optional[str] = None, fidelity: Optional[dict] = None) -> None:
+def add_trackers(cfg, run_dir: Path, key: RunKey, tracker_runs: dict) -> None:
     """Add the tracker runs' mmengine backends to the config's visualizer (after the config
-    hash was taken: trackers are not part of a run's identity)."""
+    hash was taken: trackers are not part of a run's identity). What W&B's config gets of the
+    run (RECORD_FOR_TRACKERS) is read from run.json when the training starts, not copied in
+    here: every checkpoint formats the whole config, and a nested record made that slow."""
     if not tracker_runs:
         return
     visualizer = cfg.get('visualizer') or dict(type='Visualizer')
@@ -220,10 +224,7 @@ def add_trackers(cfg, run_dir: Path, key: RunKey, tracker_runs: dict,
         backends.append(dict(
             type=BACKEND_TYPES['wandb'], save_dir=str(run_dir), run_id=w['id'],
             project=w['project'], run_name=w['name'], group=w['group'], job_type=key.task,
-            tags=[key.table, key.profile, key.row, key.task, key.tag],
-            suite=dict(table=key.table, profile=key.profile, row=key.row, task=key.task,
-                       seed=key.seed, run=key.tag, kind=key.kind, config_hash=config_hash,
-                       fidelity=fidelity)))
+            tags=[key.table, key.profile, key.row, key.task, key.tag]))
     if 'mlflow' in tracker_runs:
         m = tracker_runs['mlflow']
         backends.append(dict(type=BACKEND_TYPES['mlflow'], save_dir=str(run_dir),

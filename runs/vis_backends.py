@@ -29,7 +29,8 @@ from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.visualization.vis_backend import (MLflowVisBackend, WandbVisBackend,
                                                 force_init_env)
 
-from runs.trackers import mlflow_store
+from runs import readable_record
+from runs.trackers import RECORD_FOR_TRACKERS, mlflow_store
 
 # mmengine logs an evaluation's timings under the train logs' names; W&B puts an evaluation in
 # the row of the iteration it ran at, so these become val/time, val/data_time there.
@@ -42,11 +43,18 @@ class RunWandbVisBackend(WandbVisBackend):
     (``run_name``, not ``name``: mmengine's Visualizer takes a backend's ``name`` for itself.)"""
 
     def __init__(self, save_dir: str, run_id: str, project: str, run_name: str, group: str,
-                 job_type: str, tags: Sequence[str] = (), suite: Optional[dict] = None):
+                 job_type: str, tags: Sequence[str] = ()):
         super().__init__(save_dir, init_kwargs=dict(
             id=run_id, resume='allow', project=project, name=run_name, group=group,
-            job_type=job_type, tags=list(tags), config=dict(suite=suite or {})))
+            job_type=job_type, tags=list(tags)))
         self._last_step = 0
+
+    def _init_env(self):
+        # the run's identity and recipe, from its record (the save dir is the run dir)
+        record = readable_record(self._save_dir) or {}
+        self._init_kwargs['config'] = dict(suite={k: record[k] for k in RECORD_FOR_TRACKERS
+                                                  if k in record})
+        super()._init_env()
 
     @force_init_env
     def add_config(self, config, **kwargs) -> None:

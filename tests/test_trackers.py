@@ -79,21 +79,24 @@ def _wandb_records(path: Path):
 
 
 def _wandb_attempts(run_dir: Path) -> list[dict]:
-    """Each offline W&B run the run wrote, oldest first: its run record and its history as
-    {key: {W&B step: value}}."""
+    """Each offline W&B run the run wrote, oldest first: its run record, its config and its
+    history as {key: {W&B step: value}}."""
     attempts = []
     for path in sorted(run_dir.glob(f'{WANDB_DIR}/offline-run-*/run-*.wandb')):
-        run, history = None, {}
+        run, history, config = None, {}, {}
         for record in _wandb_records(path):
             kind = record.WhichOneof('record_type')
             if kind == 'run':
                 run = record.run
+                config.update({i.key: json.loads(i.value_json) for i in run.config.update})
+            elif kind == 'config':
+                config.update({i.key: json.loads(i.value_json) for i in record.config.update})
             elif kind == 'history':
                 items = {i.key or '/'.join(i.nested_key): json.loads(i.value_json)
                          for i in record.history.item}
                 for key, value in items.items():
                     history.setdefault(key, {})[record.history.step.num] = value
-        attempts.append(dict(run=run, history=history))
+        attempts.append(dict(run=run, history=history, config=config))
     return attempts
 
 
@@ -167,6 +170,9 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
         assert (run.project, run.display_name, run.run_group, run.job_type) == \
             ('suite-test', name, 'table4/smoke/conv2-concat/cls', 'cls')
         assert set(run.tags) == {'table4', 'smoke', 'conv2-concat', 'cls', 'seed0'}
+        suite = attempt['config']['suite']  # the run's identity and recipe
+        assert (suite['config_hash'], suite['seed'], suite['fidelity']) == (
+            record['config_hash'], 0, record['fidelity'])
     first_steps = attempts[0]['history']['loss'].keys()
     resumed_steps = attempts[1]['history']['loss'].keys()
     # the resumed attempt goes on from its checkpoint's iteration, not from W&B step 0
