@@ -104,17 +104,12 @@ case "$cmd" in
   list)
     [ $# -eq 0 ] || { echo "list takes no arguments" >&2; usage >&2; exit 2; }
     # The table data is plain Python: no need to build the environment just to list it.
-    cd "$ROOT" && exec python3 -m ablations ;;
-  report)
-    in_env -m reports "$@" ;;
-  status)
-    in_env -m runs.status "$@" ;;
-  doctor)
-    in_env -m runs.doctor "$@" ;;
+    cd "$ROOT" && exec python3 -m tools.list_tables ;;
+  # Every command's front is a module of tools/.
+  report|status|doctor|plan)
+    in_env -m "tools.$cmd" "$@" ;;
   eval)
     in_env -m tools.eval_checkpoint "$@" ;;
-  plan)
-    in_env -m tools.plan "$@" ;;
   python)
     in_env "$@" ;;
   *)

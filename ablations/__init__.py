@@ -1,6 +1,6 @@
 """The papers' ablation tables as data. ``get_table(name)`` is the one way in."""
-from .mambavision import TABLE4, TABLE5, TABLE_S1
-from .mobilemamba import MRFFI
+from .mambavision_tables import TABLE4, TABLE5, TABLE_S1
+from .mobilemamba_tables import MRFFI
 from .schema import METRICS, NOT_PUBLISHED, TASKS, AblationTable, Claim, Metric, Row, Source
 
 TABLES: dict[str, AblationTable] = {t.name: t for t in (TABLE4, TABLE5, TABLE_S1, MRFFI)}

@@ -5,7 +5,7 @@
                                     <task>_configs/<family>/smoke.py (reduced widths); the
                                     recipe's epoch schedule shortened to the overlay's epochs
     + data root                     where the task's dataset lives (checked by check_data_root)
-    + the row's backbone overrides  ablations/mambavision.py, mobilemamba.py (where rows live)
+    + the row's backbone overrides  ablations/mambavision_tables.py, mobilemamba.py (where rows live)
     + seed, work dir, pretrained backbone
     + the official global batch on the run's GPUs (full only): per-GPU batch x GPUs x gradient
       accumulation = the recipe's batch (ablations/recipes.py), else the lr scaled by the
@@ -21,7 +21,7 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
-from backbones.ema import EMA_HOOK_TYPES
+from engine.ema import EMA_HOOK_TYPES
 
 from . import TASKS, AblationTable, Row, get_table
 from .recipes import MAMBAVISION_TRAIN_VAL_CROP, get_recipe, plan_batch
@@ -169,7 +169,7 @@ def shorten_schedule(cfg: Config, full_loop: dict) -> None:
         if not sched.get('by_epoch', True):
             continue
         exact = sched.get('convert_to_iter_based', False)
-        # cycle, warmup: TimmCosineLR's lengths (backbones/training.py), in epochs here too.
+        # cycle, warmup: TimmCosineLR's lengths (engine/lr_schedulers.py), in epochs here too.
         for key in ('begin', 'end', 'T_max', 'cycle', 'warmup'):
             if isinstance(sched.get(key), (int, float)):
                 value = sched[key] * factor
@@ -205,7 +205,7 @@ def _scale_iterations(cfg: Config, factor: int) -> None:
         ckpt.interval *= factor
 
 
-# Schedulers that count optimizer steps themselves (backbones/training.py): they are told the
+# Schedulers that count optimizer steps themselves (engine/lr_schedulers.py): they are told the
 # accumulation; every other scheduler moves once per iteration, i.e. per micro-batch.
 STEP_COUNTING_SCHEDULERS = ('TimmCosineLR', )
 

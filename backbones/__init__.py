@@ -5,7 +5,7 @@ mmpretrain's, mmdet's and mmseg's registries fall back to the root one, so every
 Importing it also makes mmengine read local checkpoint files with the safe loader of
 ``backbones.checkpoint_io``.
 """
-from . import ops, training  # training: the official lr schedule and step-aligned sampler
+from . import ops
 from .checkpoint_io import install_mmengine_loader
 from .mambavision import MambaVision, MambaVisionMixer
 from .mobilemamba import MobileMamba
@@ -17,4 +17,4 @@ MODEL_TYPES = {'mambavision': 'MambaVision', 'mobilemamba': 'MobileMamba'}
 # suite's safe loader; every config imports this package, so no Runner reads one otherwise.
 install_mmengine_loader()
 
-__all__ = ['ops', 'training', 'MambaVision', 'MambaVisionMixer', 'MobileMamba', 'MODEL_TYPES']
+__all__ = ['ops', 'MambaVision', 'MambaVisionMixer', 'MobileMamba', 'MODEL_TYPES']

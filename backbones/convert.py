@@ -1,7 +1,7 @@
 """Official checkpoints into this suite's layout: read a file, unwrap its weights (EMA or not),
 tell its family and variant from the key names, rename with the family's
 ``convert_official_state_dict``, and compare the keys with our model's. The command line is
-``tools/convert_checkpoint.py``; ``runs.evaluate`` uses the same functions.
+``tools/convert_checkpoint.py``; ``runs.commands.evaluate`` uses the same functions.
 """
 from __future__ import annotations
 

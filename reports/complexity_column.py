@@ -1,7 +1,7 @@
 """Params and FLOPs of each row's model, for the columns beside the metrics.
 
 The reporter knows nothing of models: the row's config comes from ``ablations.compose`` and
-the count from ``backbones.complexity``, both imported only here and only when asked, so a
+the count from ``backbones.model_complexity``, both imported only here and only when asked, so a
 missing toolkit turns into an ``error: ...`` cell instead of a missing report. Results are
 cached per row in the output folder, keyed by the model config and input size.
 """
@@ -30,7 +30,7 @@ def row_model_config(table: str, row: str):
 def measure_model(cfg, input_size: int) -> dict:
     """Build ``cfg.model`` through its toolkit's registry and count it at ``input_size``."""
     from backbones.build import build_model_from_config
-    from backbones.complexity import measure_complexity
+    from backbones.model_complexity import measure_complexity
     model = build_model_from_config(cfg)
     model.eval()
     # (C, H, W): one image, no batch dimension, at the paper's input size.

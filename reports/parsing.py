@@ -7,7 +7,7 @@ file and line) or the reason there is none (``missing``, ``running``, ``interrup
 Folder layout, record and run states: ``runs/`` (shared with the runner). Each training run
 dir holds mmengine's ``<YYYYmmdd_HHMMSS>/`` folders, each with ``vis_data/scalars.json`` (train
 and validation lines) and, for a test-mode run, ``<timestamp>.json`` (the test metrics). A folder
-without a usable scalars.json is read from its text log ``<timestamp>.log`` (``runs.logs``), the
+without a usable scalars.json is read from its text log ``<timestamp>.log`` (``runs.logs.log_formats``), the
 same way an official run's mmengine log is read.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Optional
 
 import pandas as pd
 
-import runs
+from runs import rundir
 from ablations import METRICS, AblationTable
-from runs import TIMESTAMP
-from runs.logs import LogFormatError, parse_mmengine
+from runs.rundir import TIMESTAMP
+from runs.logs.log_formats import LogFormatError, parse_mmengine
 
 PICKS = ('paper', 'last', 'best')
 # mmengine prefixes metric names with the mode when LogProcessor.log_with_hierarchy is on.
@@ -136,7 +136,7 @@ def _read_test_json(path: Path, log_keys: tuple[str, ...], log: FolderLog) -> No
 
 def read_text_log(path: Path, log_keys: tuple[str, ...], log: FolderLog) -> None:
     """Add the evaluations of an mmengine text log (``<timestamp>.log``, ours or an official
-    run's) to ``log``; the parsing is ``runs.logs`` (the same code ``status`` reads with)."""
+    run's) to ``log``; the parsing is ``runs.logs.log_formats`` (the same code ``status`` reads with)."""
     try:
         parsed = parse_mmengine(path.read_text(encoding='utf-8', errors='replace'), str(path))
     except LogFormatError:
@@ -228,21 +228,21 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
         return SeedRun([dict(base, metric=m, status=status, detail=detail) for m in metrics],
                        warnings)
 
-    run_file = seed_dir / runs.RECORD
+    run_file = seed_dir / rundir.RECORD
     base['profile'] = profile
     try:
-        run = runs.read_record(seed_dir)
-    except runs.RecordError as err:
+        run = rundir.read_record(seed_dir)
+    except rundir.RecordError as err:
         warnings.append(f'{where}: run.json unreadable ({err})')
         return every_metric('corrupt', show_path(run_file))
     if run is not None:
         if pick == 'paper':
             pick = reported_pick(run)
             base['pick'] = pick
-        state = runs.run_state(run, seed_dir)
+        state = rundir.run_state(run, seed_dir)
         if state == 'finished' and run.get('config_hash'):
-            from runs.identity import stale_reason
-            stale = stale_reason(runs.RunKey.train(table.name, profile, row, task, seed),
+            from runs.rundir.identity import stale_reason
+            stale = stale_reason(rundir.RunKey.train(table.name, profile, row, task, seed),
                                  seed_dir, run)
             if stale:
                 state = 'stale'
@@ -338,12 +338,12 @@ def collect(work_dir: Path, table: AblationTable, pick: str = 'last'
     as a DataFrame with :data:`COLUMNS`, and the warnings met on the way."""
     if pick not in PICKS:
         raise ValueError(f'pick must be one of {PICKS}, not {pick!r}')
-    root = runs.table_root(work_dir, table.name)
+    root = rundir.table_root(work_dir, table.name)
     warnings: list[str] = []
     records: list[dict] = []
     if not root.is_dir():
         return pd.DataFrame(columns=COLUMNS), [f'no run folder {show_path(root)}']
-    for key, run_dir, why in runs.iter_run_dirs(work_dir, table.name,
+    for key, run_dir, why in rundir.iter_run_dirs(work_dir, table.name,
                                                 rows={r.slug for r in table.rows},
                                                 tasks=table.tasks):
         if key is None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ablations import METRICS, AblationTable, get_table
-from ablations.references import ROW_REFERENCES, load_reference
-from runs import RecordError, iter_run_dirs, read_record
+from ablations.reference_catalog import ROW_REFERENCES, load_reference
+from runs.rundir import RecordError, iter_run_dirs, read_record
 
 MARK = 'released weights'
 
@@ -53,7 +53,7 @@ def released_rows(work_dir: Union[str, Path], table: Union[str, AblationTable],
 
 
 def official_text(table: str, row: str, task: str, metric: str) -> str:
-    """What the official run of this row's model logged (``ablations/references.py``): its best
+    """What the official run of this row's model logged (``ablations/reference_catalog.py``): its best
     and its final evaluation, the values its released weights should give; '-' without one."""
     ref_id = ROW_REFERENCES.get((table, row, task))
     if not ref_id:
@@ -91,7 +91,7 @@ def render_released(rows: list[dict]) -> str:
                      f'{weights} | {r["profile"]} | {r["status"]} |')
     if any(r.get('official', '-') != '-' for r in rows):
         lines += ['', 'Official log: the best and the final evaluation in the official run\'s '
-                      'published training log (`ablations/references.py`); released weights '
+                      'published training log (`ablations/reference_catalog.py`); released weights '
                       'evaluated here should give one of them.']
     if any(r['profile'] == 'smoke' for r in rows):
         lines += ['', 'Smoke-profile evals run on the generated tiny data: they show that the '

@@ -107,10 +107,10 @@ def mobilemamba_official_checkpoint() -> Path:
 
 @pytest.fixture
 def restore_signals():
-    """tools/train.py installs its stop handlers in this process: put pytest's back."""
+    """engine.trainer installs its stop handlers in this process: put pytest's back."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
-    from runs import training
-    training._STOP['signum'] = None
+    from engine import preemption
+    preemption._STOP['signum'] = None

@@ -11,8 +11,8 @@ from mmengine.config import Config
 
 from ablations.compose import build_row_config
 from backbones.checkpoint_io import load_checkpoint
-from runs import handover_checkpoint
-from runs.footprint import checkpoint_footprint, format_bytes, table_footprint
+from runs.rundir import handover_checkpoint
+from runs.table.footprint import checkpoint_footprint, format_bytes, table_footprint
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_CONFIGS = sorted(str(p.relative_to(REPO))
@@ -34,7 +34,7 @@ def test_every_full_config_keeps_a_bounded_number_of_checkpoints(path):
 
 @pytest.fixture(scope='module')
 def smoke_data(tmp_path_factory):
-    from runs.tiny_datasets import make_tiny_datasets
+    from runs.datasets.tiny_datasets import make_tiny_datasets
     return make_tiny_datasets(tmp_path_factory.mktemp('data') / 'smoke')
 
 
@@ -82,9 +82,9 @@ def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smok
     assert total['total_bytes'] == 2 * fp['total_bytes']
     assert format_bytes(1_500_000) == '1.5 MB'
 
-    # The newest checkpoint truncated (a job killed while saving): what runs/job.py does before
+    # The newest checkpoint truncated (a job killed while saving): what runs/executors/job.py does before
     # every resume points mmengine at the older readable one that pruning kept, and says so.
-    from runs.job import repair_resume_point
+    from runs.executors.job import repair_resume_point
     newest = work / 'iter_8.pth'
     newest.write_bytes(newest.read_bytes()[:1000])
     assert repair_resume_point(work) == \

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from backbones.complexity import _input_shape, measure_complexity
+from backbones.model_complexity import _input_shape, measure_complexity
 from tools.complexity import main
 
 torch.set_num_threads(2)

@@ -26,12 +26,12 @@ import pytest
 import torch
 
 from ablations.compose import build_row_config
-from backbones.distribute_bn import distribute_bn
-from runs.launch import distributed_command, python_env
-from runs.tiny_datasets import make_tiny_datasets
+from engine.distribute_bn import distribute_bn
+from runs.executors.launch import distributed_command, python_env
+from runs.executors.process_layout import process_layout
+from runs.datasets.tiny_datasets import make_tiny_datasets
 
 REPO = Path(__file__).resolve().parent.parent
-TRAIN = REPO / 'tools' / 'train.py'
 STEPS = 3          # optimizer steps compared
 GLOBAL_BATCH = 8   # images per optimizer step, whatever the world size
 # fp32 on the same CPU: the runs differ only in the order gradients are summed (all-reduce of
@@ -77,8 +77,9 @@ def train(data: Path, work_dir: Path, world: int, accumulation: int) -> dict:
     work_dir.mkdir(parents=True)
     config = work_dir / 'config.py'
     invariance_config(data, work_dir, world, accumulation).dump(str(config))
-    command = distributed_command(TRAIN, [str(config), '--work-dir', str(work_dir)],
-                                  'pytorch' if world > 1 else 'none', world, str(work_dir))
+    layout = process_layout(world, 'pytorch' if world > 1 else 'none', 'cpu')
+    command = distributed_command('engine.trainer', [str(config), '--work-dir', str(work_dir)],
+                                  layout, str(work_dir))
     env = dict(python_env(), OMP_NUM_THREADS='1')
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -140,8 +141,8 @@ def test_two_process_run_stops_resumes_and_reports_its_world_size(data, tmp_path
     import signal
     import time
 
-    import runs
-    from reports import cli as report_cli
+    from runs import rundir
+    from tools import report as report_cli
 
     work = tmp_path / 'work'
     args = ['table4', '--rows', 'conv2-concat', '--tasks', 'cls', '--launcher', 'pytorch',
@@ -154,24 +155,24 @@ def test_two_process_run_stops_resumes_and_reports_its_world_size(data, tmp_path
     while not (run_dir / 'last_checkpoint').exists():  # the first checkpoint, then stop
         assert time.monotonic() < deadline and runner.poll() is None, runner.stdout.read()
         time.sleep(0.2)
-    record = runs.read_record(run_dir)
+    record = rundir.read_record(run_dir)
     runner.send_signal(signal.SIGTERM)
     out, _ = runner.communicate(timeout=180)
     assert runner.returncode == 130, out
-    assert runs.recorded_state(runs.read_record(run_dir), run_dir) == 'interrupted'
-    assert runs.lock_holder(run_dir) is None
+    assert rundir.recorded_state(rundir.read_record(run_dir), run_dir) == 'interrupted'
+    assert rundir.lock_holder(run_dir) is None
     assert not _alive(record['child_pid']), 'torchrun outlived the stopped run'
 
     rerun = subprocess.run(command, cwd=REPO, env=python_env(), capture_output=True, text=True,
                            timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert 'no GPU here: each GPU of a run is a CPU process (gloo backend)' in rerun.stdout
-    record = runs.read_record(run_dir)
+    record = rundir.read_record(run_dir)
     assert record['status'] == 'finished' and record['attempts'] == 2
     assert record['fidelity']['gpus'] == 2 and record['fidelity']['device'] == 'cpu'
     assert record['fidelity']['effective_batch'] == 2 * record['fidelity']['per_gpu_batch']
     # The second session resumed from where the first stopped, not from scratch.
-    sessions = sorted(p for p in run_dir.iterdir() if p.is_dir() and runs.TIMESTAMP.fullmatch(
+    sessions = sorted(p for p in run_dir.iterdir() if p.is_dir() and rundir.TIMESTAMP.fullmatch(
         p.name))
     assert len(sessions) == 2
     resumed = sessions[-1] / f'{sessions[-1].name}.log'
@@ -187,7 +188,7 @@ def test_two_process_run_stops_resumes_and_reports_its_world_size(data, tmp_path
     kept = [p.name for p in run_dir.glob('*.pth') if p.name.startswith(('epoch_', 'iter_'))]
     assert len(kept) == 1 and not list(run_dir.glob('preempt_*')), kept  # max_keep_ckpts 1
 
-    status = subprocess.run([sys.executable, '-m', 'runs.status', 'table4', '--work-dir',
+    status = subprocess.run([sys.executable, '-m', 'tools.status', 'table4', '--work-dir',
                              str(work)], cwd=REPO, env=python_env(), capture_output=True,
                             text=True)
     line = next(l for l in status.stdout.splitlines() if 'conv2-concat/cls' in l)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from runs.doctor import check_data, main as doctor_main
-from runs.launch import python_env
+from runs.commands.doctor_checks import check_data
+from tools.doctor import main as doctor_main
+from runs.executors.launch import python_env
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_RUN = ['table4', '--rows', 'conv2-concat', '--tasks', 'cls']
@@ -106,7 +107,7 @@ def test_broken_mamba_ssm_import_fails(tmp_path):
         'symbol: _ZN3c104cuda9SetDeviceEi")\n')
     env = python_env()
     env['PYTHONPATH'] = os.pathsep.join([str(shadow.parent), env['PYTHONPATH']])
-    out = subprocess.run([sys.executable, '-m', 'runs.doctor', *ONE_RUN,
+    out = subprocess.run([sys.executable, '-m', 'tools.doctor', *ONE_RUN,
                           '--work-dir', str(tmp_path / 'work')], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     status, text = _checks(out.stdout)['mamba-ssm']  # and no line but the doctor's own

@@ -35,14 +35,14 @@ def test_dry_run_prints_the_official_recipe_and_the_footprint(tmp_path, capsys):
 
 
 def test_a_table_warns_when_the_work_dir_disk_cannot_hold_its_checkpoints(tmp_path, capsys):
-    """The warning a table prints before it starts (runs/table.py), against this machine's real
+    """The warning a table prints before it starts (runs/table/orchestrate.py), against this machine's real
     free space: the footprint of the full MambaVision-T ImageNet run, once (fits) and repeated
     past twice the free space (does not)."""
     import shutil
 
     from ablations.compose import build_row_config
-    from runs.decide import warn_if_short_of_disk
-    from runs.footprint import checkpoint_footprint, format_bytes
+    from runs.table.decide import warn_if_short_of_disk
+    from runs.table.footprint import checkpoint_footprint, format_bytes
     cfg = build_row_config('table4', 'conv2-concat', 'cls', profile='full', data_root='/data')
     one = checkpoint_footprint(cfg)
     work = tmp_path / 'work' / 'not-yet-made'  # probed at its nearest existing parent

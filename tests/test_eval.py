@@ -17,7 +17,7 @@ from backbones.mambavision import MambaVision
 from backbones.mobilemamba import (BNLinear, MobileMamba, WTEMamba, convert_official_state_dict,
                                    haar_filters)
 from reports.released import released_rows, render_released
-from runs import RunKey, read_record
+from runs.rundir import RunKey, read_record
 from tools.eval_checkpoint import main as eval_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ FIXTURE = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.pt'
 
 @pytest.fixture(scope='module')
 def smoke_data(tmp_path_factory):
-    from runs.tiny_datasets import make_tiny_datasets
+    from runs.datasets.tiny_datasets import make_tiny_datasets
     return make_tiny_datasets(tmp_path_factory.mktemp('smoke'))
 
 
@@ -149,7 +149,7 @@ def test_eval_official_mambavision_t(tmp_path, smoke_data, capsys, official_mamb
     assert '## Released weights' in markdown and 'not a training reproduction' in markdown
     assert f'`{src.name}` ({sha[:12]})' in markdown and '| 82.3 |' in markdown
     # ./run_all.sh report puts them in the table's report, apart from training results.
-    from reports import cli
+    from tools import report as cli
     assert cli.main(['table4', '--work-dir', str(work), '--out', str(tmp_path / 'report'),
                      '--no-complexity']) == 0
     assert '## Released weights' in (tmp_path / 'report' / 'table4.md').read_text()

@@ -464,8 +464,7 @@ def test_cls_configs_name_their_variant(arch):
     from mmengine.config import Config
     cfg = Config.fromfile(str(CONFIGS[arch]))
     assert cfg.custom_imports == dict(
-        imports=['backbones', 'backbones.distribute_bn', 'backbones.ema', 'backbones.mesa',
-                 'backbones.transforms'],
+        imports=['backbones', 'engine', 'engine.mesa', 'engine.transforms'],
         allow_failed_imports=False)
     assert cfg.model.type == 'MesaImageClassifier'
     assert cfg.model.backbone.type == 'MambaVision' and cfg.model.backbone.arch == arch

@@ -74,7 +74,7 @@ def test_flops_match_readme(arch):
     official fvcore count on the fused model) plus the analytic scan, and leaves out the few
     element-wise ops (LayerNorm, SiLU, gating) fvcore adds; 3% covers that and nothing more.
     """
-    complexity = pytest.importorskip('backbones.complexity')
+    complexity = pytest.importorskip('backbones.model_complexity')
     params_ref, flops_ref, res = README[arch]
     model = _classifier(MobileMamba(arch)).eval()
     model.backbone.fuse()
@@ -571,7 +571,7 @@ def test_classifier_trains_and_fuses():
 def test_dagger_config_and_distillation(tmp_path):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
-    import backbones.distill  # noqa: F401
+    import engine.distill  # noqa: F401
     import backbones.mobilemamba_head  # noqa: F401
     init_default_scope('mmpretrain')
     cfg = _cfg('mobilemamba-s6_in1k-dagger.py')
@@ -579,7 +579,7 @@ def test_dagger_config_and_distillation(tmp_path):
     assert cfg.train_cfg.max_epochs == 1000
     assert cfg.model.distill_cfg.tau == 1.0 and cfg.model.distill_cfg.loss_weight == 5.0
     assert cfg.model.teacher.checkpoint is None
-    assert 'backbones.distill' in cfg.custom_imports.imports
+    assert 'engine.distill' in cfg.custom_imports.imports
 
     _, student = _tiny_classifier_cfg()
     teacher_cfg = dict(type='ImageClassifier', backbone=dict(type='MobileMamba', arch=TINY),

@@ -5,7 +5,7 @@ resumes once there is space; a preempted training saves after its current iterat
 resumed run ends bit-identical to one left alone (epoch-based cls stopped mid-epoch,
 iteration-based seg stopped between checkpoints).
 
-The toy trainings (tests/toy_training.py) go through the real tools/train.py, runs.job and
+The toy trainings (tests/toy_training.py) go through the real tools/train.py, runs.executors.job and
 mmengine Runner; the preemption tests train the smoke MambaVision configs.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import runs
-from runs.job import readable, run_job
+from runs import rundir
+from runs.executors.job import readable, run_job
 from toy_training import PYTHONPATH, toy_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ TRAIN = REPO / 'tools' / 'train.py'
 def _record_run(run_dir: Path, config: Path) -> None:
     """A run dir as the runner writes it: a record whose command trains ``config``."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_record(run_dir, status='queued', task='cls', cwd=str(REPO),
+    rundir.write_record(run_dir, status='queued', task='cls', cwd=str(REPO),
                       command=[sys.executable, str(TRAIN), str(config), '--work-dir',
                                str(run_dir), '--resume'])
 
@@ -86,16 +86,16 @@ def test_a_nan_loss_stops_the_run_and_a_rerun_fails_the_same_way(tmp_path, monke
     _record_run(run_dir, config)
     for attempt in (1, 2):
         assert run_job(run_dir) == 1
-        record = runs.read_record(run_dir)
+        record = rundir.read_record(run_dir)
         assert record['status'] == 'failed'
         assert record['error'] == 'loss became nan at iter 7 (epoch 2)', record['error']
         # The last good checkpoint is kept, and nothing of the NaN epoch was saved.
         assert _last(run_dir).name == 'epoch_1.pth' and readable(_last(run_dir))
         assert not (run_dir / 'epoch_2.pth').exists()
-    assert 'resumed epoch: 1, iter: 4' in (run_dir / runs.CONSOLE).read_text()
-    from runs.status import run_state
-    key = runs.RunKey.train('t', 'smoke', 'r', 'cls', 0)
-    assert run_state(key, run_dir, runs.read_record(run_dir), {}) == \
+    assert 'resumed epoch: 1, iter: 4' in (run_dir / rundir.CONSOLE).read_text()
+    from runs.commands.table_status import run_state
+    key = rundir.RunKey.train('t', 'smoke', 'r', 'cls', 0)
+    assert run_state(key, run_dir, rundir.read_record(run_dir), {}) == \
         ('failed', 'loss became nan at iter 7 (epoch 2)')
 
 
@@ -113,7 +113,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes(tmp_path,
                             keep=2)
         _record_run(run_dir, config)
         assert run_job(run_dir) == 1
-        record = runs.read_record(run_dir)
+        record = rundir.read_record(run_dir)
         assert record['status'] == 'failed'
         assert record['error'].startswith('no space left on device while saving iter_2.pth'), \
             record['error']
@@ -122,8 +122,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes(tmp_path,
         # Space freed: the rerun resumes from the kept checkpoint and finishes.
         subprocess.run(['mount', '-o', 'remount,size=40m', str(disk)], check=True)
         assert run_job(run_dir) == 0
-        assert runs.read_record(run_dir)['status'] == 'finished'
-        assert 'resumed epoch: 0, iter: 1' in (run_dir / runs.CONSOLE).read_text()
+        assert rundir.read_record(run_dir)['status'] == 'finished'
+        assert 'resumed epoch: 0, iter: 1' in (run_dir / rundir.CONSOLE).read_text()
         assert _last(run_dir).name == 'iter_3.pth'
     finally:
         subprocess.run(['umount', str(disk)], check=False)
@@ -133,7 +133,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes(tmp_path,
 
 @pytest.fixture(scope='module')
 def smoke_data(tmp_path_factory):
-    from runs.tiny_datasets import make_tiny_datasets
+    from runs.datasets.tiny_datasets import make_tiny_datasets
     return make_tiny_datasets(tmp_path_factory.mktemp('data') / 'smoke')
 
 

@@ -200,7 +200,7 @@ def test_the_dagger_schedule_spans_its_1000_epochs():
 @pytest.mark.parametrize('variant', list(MV_YAML))
 def test_mesa_is_off_before_the_official_start_epoch_and_on_from_it(variant):
     from mmengine.registry import HOOKS
-    import backbones.mesa  # noqa: F401
+    import engine.mesa  # noqa: F401
     y = MV_YAML[variant]
     # train.py: MESA is on in epoch `epoch` (from 0) when epoch / args.epochs > mesa_start_ratio.
     start = next(e for e in range(1000) if e / y['epochs'] > y['mesa_start_ratio'])
@@ -251,7 +251,7 @@ def _assert_pipeline_is_timms(pipeline: list, timm_parts: dict) -> None:
     c = ours['RandomInterpResizedCrop']
     assert (c['scale'], tuple(c['crop_ratio_range']), tuple(c['aspect_ratio_range'])) == \
         (crop.size[0], tuple(crop.scale), tuple(crop.ratio))
-    from backbones.transforms import RANDOM_INTERPOLATIONS
+    from engine.transforms import RANDOM_INTERPOLATIONS
     assert isinstance(crop.interpolation, (tuple, list)) and c['interpolation'] == 'random'
     assert tuple(m.value for m in crop.interpolation) == RANDOM_INTERPOLATIONS
     assert ours['RandomFlip']['prob'] == flip.p
@@ -403,10 +403,10 @@ def test_mambavision_downstream_no_decay_is_the_official_norm_rule(task, config)
     assert _our_no_decay(cfg, 'mmdet' if task == 'det' else 'mmseg') == official
 
 
-# ---- the parts the configs use (backbones/training.py, backbones/transforms.py) ----------------
+# ---- the parts the configs use (engine/lr_schedulers.py, engine/transforms.py) ----------------
 def test_timm_cosine_refuses_an_accumulation_the_optimizer_wrapper_does_not_have():
     from mmengine.optim import OptimWrapper
-    from backbones.training import TimmCosineLR
+    from engine.lr_schedulers import TimmCosineLR
     wrapper = OptimWrapper(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
                            accumulative_counts=4)
     with pytest.raises(ValueError, match='accumulation=1 but the optimizer wrapper accumulates 4'):
@@ -423,7 +423,7 @@ def test_timm_cosine_refuses_an_accumulation_the_optimizer_wrapper_does_not_have
 
 
 def test_step_aligned_sampler_keeps_whole_optimizer_steps():
-    from backbones.training import StepAlignedSampler, aligned_samples
+    from engine.samplers import StepAlignedSampler, aligned_samples
     sampler = StepAlignedSampler(range(1000), shuffle=True, seed=0, images_per_step=96)
     indices = list(sampler)
     assert len(indices) == len(sampler) == aligned_samples(1000, 1, 96) == 960
@@ -439,9 +439,9 @@ def test_random_interpolation_draws_bilinear_and_bicubic_per_image_and_per_op():
     import numpy as np
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import TRANSFORMS
-    import backbones.transforms  # noqa: F401
+    import engine.transforms  # noqa: F401
     init_default_scope('mmpretrain')
-    from backbones.transforms import RANDOM_INTERPOLATIONS
+    from engine.transforms import RANDOM_INTERPOLATIONS
     np.random.seed(0)
     img = np.random.randint(0, 255, (48, 64, 3), dtype=np.uint8)
     crop = TRANSFORMS.build(dict(type='RandomInterpResizedCrop', scale=32, backend='pillow',

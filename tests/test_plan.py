@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from runs.planner import (TRAIN_SET_SIZES, estimate_at, full_config, iters_per_epoch, load_plan,
+from runs.commands.planner import (TRAIN_SET_SIZES, estimate_at, full_config, iters_per_epoch, load_plan,
                           pilot_config, schedule_of, table_totals, total_iters)
 from tools.plan import main
 

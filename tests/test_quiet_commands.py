@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Every line a dry run prints (runs/table.py: dry_run), and nothing else.
+# Every line a dry run prints (runs/table/orchestrate.py: dry_run), and nothing else.
 DRY_RUN_LINES = [
     r'\[\d+/\d+\] \S+/seed\d+ \(GPUs \d+(, after \S+)?\)',
     r'    (recipe|deviation|checkpoints|plan|official run|config does not build): .+',

@@ -88,7 +88,7 @@ def test_plan_batch_arithmetic():
 
 
 def test_smoke_profile_keeps_its_batch_and_says_it_is_not_a_reproduction(tmp_path):
-    from runs.tiny_datasets import make_tiny_datasets
+    from runs.datasets.tiny_datasets import make_tiny_datasets
     data = make_tiny_datasets(tmp_path / 'smoke')
     cfg = build_row_config('table4', ROW, 'cls', data_root=data, gpus=8)
     assert cfg.train_dataloader.batch_size == 16 and cfg.fidelity['accumulation'] == 1
@@ -143,7 +143,7 @@ def test_mambavision_variant_configs_hold_the_official_values(arch):
 
 # ---- MESA ---------------------------------------------------------------------------------------
 def test_mesa_loss_matches_a_hand_computation():
-    from backbones.mesa import mesa_loss
+    from engine.mesa import mesa_loss
     y = [[1.0, 2.0, 3.0], [0.0, -1.0, 2.0]]
     ema = [[3.0, 2.0, 1.0], [0.5, 0.5, 0.0]]
     expected = 0.0
@@ -168,7 +168,7 @@ def test_mesa_starts_after_the_start_ratio_in_a_real_run(tmp_path):
     from mmengine.hooks import Hook
     from mmengine.registry import HOOKS
     from mmengine.runner import Runner
-    from runs.tiny_datasets import make_tiny_datasets
+    from runs.datasets.tiny_datasets import make_tiny_datasets
 
     seen = {}
 

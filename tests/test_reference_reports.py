@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import runs
+from runs import rundir
 from ablations import get_table
-from ablations.references import load_reference
-from reports.cli import report
-from reports.references import OFFICIAL, curves, render_reference_png
-from runs.logs import run_log
+from ablations.reference_catalog import load_reference
+from reports.table_report import report
+from reports.reference_sections import OFFICIAL, curves, render_reference_png
+from runs.logs.log_formats import run_log
 
 TABLE = 'mobilemamba_mrffi'
 REF = 'mobilemamba-s6-in1k'
@@ -51,7 +51,7 @@ def plant(work_dir: Path, seed: int, *, upto_epoch: int = 300, status: str = 'fi
           lr_scale: float = 1.0) -> Path:
     """A full-profile run dir of the official row with an mmengine text log."""
     ref = load_reference(REF)
-    run_dir = runs.RunKey.train(TABLE, 'full', 'official', 'cls', seed).dir(work_dir)
+    run_dir = rundir.RunKey.train(TABLE, 'full', 'official', 'cls', seed).dir(work_dir)
     (run_dir / STAMP).mkdir(parents=True)
     official = {e['step']: e['metrics']['accuracy/top1'] for e in ref.evaluations}
     lines = [f'{_when(0)} - mmengine - INFO - Config:', 'train_dataloader = dict(',
@@ -77,7 +77,7 @@ def plant(work_dir: Path, seed: int, *, upto_epoch: int = 300, status: str = 'fi
                                'data_time: 0.0100  time: 0.1000'))
     lines += [text for _, text in sorted(events)]
     (run_dir / STAMP / f'{STAMP}.log').write_text('\n'.join(lines) + '\n')
-    runs.write_record(run_dir, table=TABLE, row='official', task='cls', seed=seed,
+    rundir.write_record(run_dir, table=TABLE, row='official', task='cls', seed=seed,
                       profile='full', status=status, returncode=0 if status == 'finished'
                       else None, started='2025-01-01T00:00:00', host=None,
                       fidelity=_fidelity())
@@ -124,7 +124,7 @@ def test_report_plots_our_seeds_over_the_official_run_and_states_the_gaps(tmp_pa
         [official_loss[i] + 0.2 for i in ref.train['iter'][::25][:len(seed2_loss)]], abs=1e-4)
 
     # The figure draws those points: one line per (series, panel), the official in black.
-    logs = {s: run_log(runs.RunKey.train(TABLE, 'full', 'official', 'cls', s).dir(work))
+    logs = {s: run_log(rundir.RunKey.train(TABLE, 'full', 'official', 'cls', s).dir(work))
             for s in (0, 1, 2)}
     again = curves(ref, logs, {0: 1, 1: 1, 2: 1}, 'top1')
     pd.testing.assert_frame_equal(again, points, check_dtype=False)
@@ -149,10 +149,10 @@ def test_report_flags_an_lr_that_differs_from_the_official(tmp_path):
 
 
 def test_status_tracks_a_running_full_run_against_its_reference(tmp_path, capsys):
-    from runs.status import status
+    from runs.commands.table_status import status
     work = tmp_path / 'work_dirs'
     run_dir = plant(work, 0, upto_epoch=210, status='running')
-    lock = runs.RunLock(run_dir)
+    lock = rundir.RunLock(run_dir)
     assert lock.acquire()
     try:
         status(TABLE, work, 'full')
@@ -174,8 +174,8 @@ def test_status_tracks_a_running_full_run_against_its_reference(tmp_path, capsys
 
 
 def test_plan_shows_the_official_run_beside_the_estimate():
-    from runs.planner import render_markdown
-    from runs.references import official_anchor
+    from runs.commands.planner import render_markdown
+    from runs.logs.official_runs import official_anchor
     anchor = official_anchor(get_table(TABLE).base_configs['cls'])
     assert anchor['id'] == REF and anchor['gpus'] == 8 and anchor['global_batch'] == 1024
     assert anchor['s_per_iter'] == pytest.approx(0.089)
@@ -202,9 +202,9 @@ def test_released_weights_section_shows_what_the_official_log_gives(tmp_path):
     """An eval of the released S6 weights sits beside the official run's best and final EMA
     top-1, the values those weights should give."""
     from reports.released import released_rows, render_released
-    run_dir = runs.RunKey.eval(TABLE, 'full', 'official', 'cls', 'ab' * 32).dir(tmp_path)
+    run_dir = rundir.RunKey.eval(TABLE, 'full', 'official', 'cls', 'ab' * 32).dir(tmp_path)
     run_dir.mkdir(parents=True)
-    runs.write_record(run_dir, status='finished', kind='eval', checkpoint='mobilemamba_s6.pth',
+    rundir.write_record(run_dir, status='finished', kind='eval', checkpoint='mobilemamba_s6.pth',
                       checkpoint_sha256='ab' * 32, metrics={'accuracy/top1': 77.99}, ema=True)
     rows = released_rows(tmp_path, TABLE)
     assert rows[0]['official'] == 'best 78.00 (epoch 299), final 77.96 (mobilemamba-s6-in1k)'
@@ -225,10 +225,10 @@ def test_dry_run_shows_the_official_run_beside_each_run(tmp_path, capsys):
 def test_smoke_runs_are_not_held_against_the_official_run(tmp_path):
     work = tmp_path / 'work_dirs'
     run_dir = plant(work, 0)
-    smoke = runs.RunKey.train(TABLE, 'smoke', 'official', 'cls', 0).dir(work)
+    smoke = rundir.RunKey.train(TABLE, 'smoke', 'official', 'cls', 0).dir(work)
     smoke.parent.mkdir(parents=True)
     run_dir.rename(smoke)
-    runs.write_record(smoke, profile='smoke')
+    rundir.write_record(smoke, profile='smoke')
     out = tmp_path / 'report'
     status, warnings, written = report(get_table(TABLE), work, out, pick='paper',
                                        profile='smoke', no_complexity=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from ablations import METRICS, get_table
-from ablations.references import (CONFIG_REFERENCES, RELEASED_REFERENCES,
+from ablations.reference_catalog import (CONFIG_REFERENCES, RELEASED_REFERENCES,
                                   ROW_REFERENCES, SOURCES, load_reference, reference_path)
-from runs.logs import agrees_to_print, read_log
+from runs.logs.log_formats import agrees_to_print, read_log
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / 'tests' / 'fixtures' / 'reference_logs'
@@ -111,7 +111,7 @@ def _repos() -> dict[str, Path] | None:
 @pytest.mark.skipif(_repos() is None, reason='no snapshot of the official repositories here '
                                              '(set SUITE_REFERENCE_REPOS=<MobileMamba>:<MambaVision>)')
 def test_extractions_regenerate_byte_equal_from_the_originals(tmp_path):
-    from runs.references import extract_all
+    from runs.logs.official_runs import extract_all
     done = extract_all(_repos(), data_dir=tmp_path)
     assert [ref_id for ref_id, path, _ in done if path] == list(SOURCES)
     for ref_id in SOURCES:
@@ -208,8 +208,8 @@ def _lr_mismatches(table: str, row: str, task: str, ref_id: str, tmp_path) -> tu
     """Our full config at the official GPU count, stepped by mmengine's real schedulers, against
     the official lr at every logged iteration: (mismatches, logged iterations compared)."""
     from ablations.compose import build_row_config
-    from runs.planner import TRAIN_SET_SIZES
-    from runs.schedule import epoch_length, lr_curve
+    from runs.commands.planner import TRAIN_SET_SIZES
+    from runs.logs.lr_schedule import epoch_length, lr_curve
     ref = load_reference(ref_id)
     cfg = build_row_config(table, row, task, profile='full', data_root=tmp_path,
                            gpus=ref.meta['gpus'])
@@ -274,8 +274,8 @@ def test_every_recipe_lr_equals_its_official_log(config, ref_id):
     from mmengine.config import Config
 
     from ablations.compose import apply_global_batch
-    from runs.planner import TRAIN_SET_SIZES
-    from runs.schedule import epoch_length, lr_curve
+    from runs.commands.planner import TRAIN_SET_SIZES
+    from runs.logs.lr_schedule import epoch_length, lr_curve
     ref = load_reference(ref_id)
     cfg = Config.fromfile(str(REPO / config))
     fidelity = apply_global_batch(cfg, ref.meta['gpus'])

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-import runs as run_layout
+from runs import rundir as run_layout
 from ablations import METRICS, get_table
-from reports import cli, complexity_column
+from reports import complexity_column
+from tools import report as cli
 from reports.parsing import read_folder
 from reports.tabulation import fmt1, fmt_delta
 
@@ -445,7 +446,7 @@ def test_table5_shows_published_params(tmp_path, monkeypatch):
 
 def _independent_macs(model, size: int) -> int:
     """Multiply-accumulates of one forward of ``model`` (an mmpretrain classifier) at ``size`` px,
-    counted without backbones.complexity: mmengine's FlopAnalyzer (fvcore's counter, on a traced
+    counted without backbones.model_complexity: mmengine's FlopAnalyzer (fvcore's counter, on a traced
     graph) with handles for the three ops it cannot count, and the report's convention (matmuls,
     convolutions, attention, scans; fvcore's norm and pooling counts, 0.2 % here, left out)."""
     import torch
@@ -493,9 +494,9 @@ def _independent_macs(model, size: int) -> int:
 
 
 def test_complexity_column_is_the_real_count(tmp_path, monkeypatch):
-    """The Params and GFLOPs cells as the reporter fills them (backbones.complexity on the row's
+    """The Params and GFLOPs cells as the reporter fills them (backbones.model_complexity on the row's
     full-profile model, no stand-in), for table5's official row (MambaVision-T, 224 px), against
-    counts of the model it built made without backbones.complexity: its parameters, and the
+    counts of the model it built made without backbones.model_complexity: its parameters, and the
     multiply-accumulates mmengine's FlopAnalyzer traces; and the paper's 31.8 M parameters."""
     import dataclasses
     import ablations

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from reports import cli
+from tools import report as cli
 from reports.tabulation import fmt1, fmt_delta
 
 mmengine = pytest.importorskip('mmengine')

@@ -16,7 +16,8 @@ import pytest
 from scipy import stats as sps
 
 from ablations import METRICS, get_table
-from reports import cli, stats
+from reports import stats
+from tools import report as cli
 from reports.tabulation import Cell, claim_check
 from test_reports import TABLE, T1, bars, md_table, saved_figures, seed_dir, train_line, \
     val_line, write_run_json, write_scalars  # noqa: F401  (saved_figures: a fixture)

@@ -13,11 +13,12 @@ import pytest
 import ablations
 from ablations import TABLES, get_table
 from ablations.compose import DATA_LAYOUT, build_row_config, check_data_root
-from runs import handover_checkpoint
-from runs.tiny_datasets import make_tiny_datasets
-import runs
-from runs import RunLock
-from runs.graph import plan_runs, train_command
+from runs.rundir import handover_checkpoint
+from runs.datasets.tiny_datasets import make_tiny_datasets
+from runs import rundir
+from runs.rundir import RunLock
+from runs.executors.process_layout import process_layout
+from runs.table.graph import plan_runs, train_command
 from tools.run_table import main, parse_args
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def test_full_profile_dry_run_shows_slurm_jobs(capsys, tmp_path):
 
 
 def test_torchrun_command():
-    cmd = train_command(Path('/w/config.py'), Path('/w'), 'pytorch', 4)
+    cmd = train_command(Path('/w/config.py'), Path('/w'), process_layout(4, 'pytorch', 'cpu'))
     assert cmd[:4] == [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=4']
     assert cmd[-2:] == ['--launcher', 'pytorch']
     assert parse_args(['table4', '--gpus', '2']).launcher == 'pytorch'  # torchrun by default
@@ -172,7 +173,7 @@ def runner_table():
 
 
 def _dir(work: Path, row: str, task: str = 'cls', profile: str = 'smoke', table='runner_test'):
-    return runs.RunKey.train(table, profile, row, task, 0).dir(work)
+    return rundir.RunKey.train(table, profile, row, task, 0).dir(work)
 
 
 @pytest.mark.slow
@@ -191,22 +192,22 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
               if line.startswith(('[start]', '[1/2]', '[2/2]'))]
     assert events == ['[start]', '[start]', '[1/2]', '[2/2]'], events
     good, bad = _dir(tmp_path, 'conv2-concat'), _dir(tmp_path, 'broken')
-    assert runs.read_record(good)['status'] == 'finished'
+    assert rundir.read_record(good)['status'] == 'finished'
     # The cores are split between the two runs at once: each training saw its half (torch's
     # own thread count, printed by the training), not the whole machine.
     share = max(1, len(os.sched_getaffinity(0)) // 2)
     for run_dir in (good, bad):
         threads = re.findall(r'^train\.py: (\d+) CPU thread\(s\) per process, 0 GPU',
-                             (run_dir / runs.CONSOLE).read_text(), re.M)
+                             (run_dir / rundir.CONSOLE).read_text(), re.M)
         assert threads == [str(share)], (run_dir.name, threads, share)
-    status = runs.read_record(bad)
+    status = rundir.read_record(bad)
     assert status['status'] == 'failed' and status['returncode'] != 0
     assert "fusion" in Path(status['console_log']).read_text()
     # The failed cls run's det run waits for it, then is blocked, never trained.
     assert main(['runner_test', '--work-dir', str(tmp_path), '--rows', 'broken', '--tasks',
                  'cls,det', '--data-root', str(smoke_data), '--no-report']) == 1
     assert 'runner_test/smoke/broken/det/seed0: blocked' in capsys.readouterr().out
-    blocked = runs.read_record(_dir(tmp_path, 'broken', 'det'))
+    blocked = rundir.read_record(_dir(tmp_path, 'broken', 'det'))
     assert blocked['status'] == 'blocked' and 'did not finish' in blocked['error']
     assert not list(_dir(tmp_path, 'broken', 'det').glob('*.pth'))
     # The full recipe's structure: epoch-based, validated every epoch, EMA and MESA.
@@ -214,7 +215,7 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     assert len(top1) == 6 and top1[-1] > 25.0 + 15.0, f'no better than chance: {top1}'
     assert 'loss_mesa' in (good / 'console.log').read_text()
     # the hand-over a det/seg run of this row starts from: the recipe's best EMA checkpoint
-    assert (good / runs.HANDOVER).resolve() == handover_checkpoint(good).resolve()
+    assert (good / rundir.HANDOVER).resolve() == handover_checkpoint(good).resolve()
     assert handover_checkpoint(good).name.startswith('best_accuracy_top1')
 
     capsys.readouterr()
@@ -222,29 +223,29 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     assert 'conv2-concat/cls/seed0: skip (finished)' in capsys.readouterr().out
 
     # Interrupted after its last checkpoint: mmengine resumes and only evaluates again.
-    runs.write_record(good, status='running')
+    rundir.write_record(good, status='running')
     assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
     console = (good / 'console.log').read_text()
     assert 'resumed epoch: 6, iter: 48' in console
-    assert runs.read_record(good)['status'] == 'finished'
+    assert rundir.read_record(good)['status'] == 'finished'
 
     # A live training holds the run's lock: the runner says so and starts nothing.
     with RunLock(good) as held:
         assert held
-        runs.write_record(good, status='running')
+        rundir.write_record(good, status='running')
         capsys.readouterr()
         assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
         assert 'a live training holds it' in capsys.readouterr().out
-    runs.write_record(good, status='finished')
+    rundir.write_record(good, status='finished')
 
     # A truncated last checkpoint: resume falls back (here: to none) and says so, every time.
     last = Path((good / 'last_checkpoint').read_text())
     last.write_bytes(last.read_bytes()[:1000])
-    runs.write_record(good, status='interrupted')
+    rundir.write_record(good, status='interrupted')
     assert main(['runner_test', '--rows', 'conv2-concat', *args]) == 0
     assert 'is unreadable and no older one is readable; training restarts' in \
         (good / 'console.log').read_text()
-    assert runs.read_record(good)['status'] == 'finished'
+    assert rundir.read_record(good)['status'] == 'finished'
     assert list(good.glob('*.pth.unreadable'))
 
 
@@ -257,7 +258,7 @@ def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_tab
             '--data-root', str(smoke_data), '--no-report']
     assert main(['runner_test', *args]) == 0
     smoke_dir = _dir(tmp_path, 'conv2-concat')
-    assert runs.read_record(smoke_dir)['config_hash']
+    assert rundir.read_record(smoke_dir)['config_hash']
     # The full profile's run is another run in another dir (dry run: nothing is trained here).
     capsys.readouterr()
     assert main(['runner_test', *args, '--profile', 'full', '--dry-run']) == 0
@@ -271,12 +272,12 @@ def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_tab
     assert main(['runner_test', *args]) == 0
     out = capsys.readouterr().out
     assert 'stale (its config changed since it ran)' in out and '--rerun-stale' in out
-    from runs.status import main as status_main
+    from tools.status import main as status_main
     assert status_main(['runner_test', '--work-dir', str(tmp_path), '--profile', 'smoke']) == 1
     assert 'stale' in capsys.readouterr().out
-    old_hash = runs.read_record(smoke_dir)['config_hash']
+    old_hash = rundir.read_record(smoke_dir)['config_hash']
     assert main(['runner_test', *args, '--rerun-stale']) == 0
-    assert runs.read_record(smoke_dir)['config_hash'] != old_hash
+    assert rundir.read_record(smoke_dir)['config_hash'] != old_hash
     kept = list((tmp_path / 'runner_test' / '.superseded').glob('smoke/conv2-concat/cls/seed0-*'))
     assert len(kept) == 1 and (kept[0] / 'run.json').exists()
 
@@ -301,10 +302,10 @@ def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_ta
         runner = subprocess.Popen([sys.executable, '-c', code, *args], env=env,
                                   cwd=env['PYTHONPATH'])
         deadline = time.monotonic() + 120
-        while (runs.read_record(run_dir) or {}).get('child_pid') in (None, previous_child):
+        while (rundir.read_record(run_dir) or {}).get('child_pid') in (None, previous_child):
             assert time.monotonic() < deadline and runner.poll() is None
             time.sleep(0.2)
-        record = runs.read_record(run_dir)
+        record = rundir.read_record(run_dir)
         return runner, record['pid'], record['child_pid']
 
     def kill_and_check(runner, job_pid, train_pid):
@@ -314,8 +315,8 @@ def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_ta
         while any(_alive(p) for p in (job_pid, train_pid)):
             assert time.monotonic() < deadline, 'the training outlived its killed runner'
             time.sleep(0.2)
-        assert runs.lock_holder(run_dir) is None
-        assert runs.recorded_state(runs.read_record(run_dir), run_dir) == 'interrupted'
+        assert rundir.lock_holder(run_dir) is None
+        assert rundir.recorded_state(rundir.read_record(run_dir), run_dir) == 'interrupted'
 
     runner, job_pid, train_pid = start_training()
     kill_and_check(runner, job_pid, train_pid)
@@ -327,7 +328,7 @@ def test_killed_runner_leaves_no_training_behind(tmp_path, smoke_data, runner_ta
     capsys.readouterr()
     assert main(args) == 0
     assert 'a live training holds it' in capsys.readouterr().out
-    assert runs.read_record(run_dir)['child_pid'] == second_pid and _alive(second_pid)
+    assert rundir.read_record(run_dir)['child_pid'] == second_pid and _alive(second_pid)
     kill_and_check(runner, job_pid, second_pid)  # cheap: the rerun is not trained to the end
 
 

@@ -133,7 +133,7 @@ def test_train_refuses(how, evil, capsys, tmp_path, restore_signals):
     else:
         config.write_text(config.read_text() + f'''
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['toy_training', 'backbones.distill'],
+custom_imports = dict(imports=['toy_training', 'engine.distill'],
                       allow_failed_imports=False)
 model = dict(type='DistillImageClassifier',
              backbone=dict(type='ResNet', depth=18),

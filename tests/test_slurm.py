@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-import runs
-from runs import RunKey
-from runs.slurm import slurm_queue
-from runs.status import main as status_main
-from runs.tiny_datasets import make_tiny_datasets
+from runs import rundir
+from runs.rundir import RunKey
+from runs.executors.slurm import slurm_queue
+from tools.status import main as status_main
+from runs.datasets.tiny_datasets import make_tiny_datasets
 from tools.run_table import main as run_table
 
 GOOD, BAD = 'conv2-concat', 'conv2-gate'
@@ -52,7 +52,7 @@ def _wait(predicate, what: str, timeout: float = TIMEOUT, poll: float = 0.5):
 
 def _ended_attempt(run_dir):
     """The run's record once it no longer says running, else None."""
-    record = runs.read_record(run_dir) or {}
+    record = rundir.read_record(run_dir) or {}
     return record if record.get('status', 'running') != 'running' else None
 
 
@@ -65,14 +65,14 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
                       '--work-dir', str(work), '--data-root', str(data),
                       '--report-dir', str(reports), '--sbatch-args=--hold']) == 0
     out = capsys.readouterr().out
-    job = {(row, task): runs.read_record(_key(row, task).dir(work))['slurm_job_id']
+    job = {(row, task): rundir.read_record(_key(row, task).dir(work))['slurm_job_id']
            for row in (GOOD, BAD) for task in ('cls', 'det', 'seg')}
     report_job = re.search(r'report: queued as SLURM job (\d+)', out).group(1)
     assert all(job.values()), out
     assert f'(after afterok:{job[GOOD, "cls"]})' in out
     # The batch script is in the run dir, resubmittable by hand.
     script = (_key(GOOD, 'cls').dir(work) / 'job.sbatch').read_text()
-    assert '#SBATCH --requeue' in script and '-m runs.job' in script
+    assert '#SBATCH --requeue' in script and '-m runs.executors.job' in script
 
     try:
         # Everything is queued (held); status says so and exits non-zero.
@@ -80,7 +80,7 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
         listing = capsys.readouterr().out
         assert re.search(rf'^queued +{job[GOOD, "cls"]} .*{GOOD}/cls/seed0', listing, re.M), listing
         # A planted failure: the bad row's cls config no longer loads.
-        (_key(BAD, 'cls').dir(work) / runs.CONFIG).write_text('raise SystemExit("planted")\n')
+        (_key(BAD, 'cls').dir(work) / rundir.CONFIG).write_text('raise SystemExit("planted")\n')
         subprocess.run(['scontrol', 'release', ','.join([*job.values(), report_job])],
                        check=True)
 
@@ -90,8 +90,8 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
         # `scontrol requeue` is test_a_run_spans_two_nodes_and_resumes_after_requeue's.)
         good_cls = _key(GOOD, 'cls').dir(work)
         _wait(lambda: (good_cls / 'last_checkpoint').exists() or
-              runs.read_record(good_cls)['status'] == 'finished', 'a first checkpoint', poll=0.1)
-        assert runs.read_record(good_cls)['status'] == 'running', \
+              rundir.read_record(good_cls)['status'] == 'finished', 'a first checkpoint', poll=0.1)
+        assert rundir.read_record(good_cls)['status'] == 'running', \
             'the cls run finished before it could be requeued'
         subprocess.run(['scancel', '--batch', '--signal=USR1', job[GOOD, 'cls']], check=True)
         # The first attempt ends: back in the queue, the record says why (until the second
@@ -108,7 +108,7 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
                             '--poll', '1', '--timeout', str(TIMEOUT)]) == 0
         waited = capsys.readouterr().out
         assert re.search(r'^table4: 3 run\(s\): 3 finished$', waited, re.M), waited
-        assert all(runs.read_record(_key(GOOD, t).dir(work))['status'] == 'finished'
+        assert all(rundir.read_record(_key(GOOD, t).dir(work))['status'] == 'finished'
                    for t in ('cls', 'det', 'seg'))
         assert BAD not in waited
 
@@ -117,16 +117,16 @@ def test_table_as_a_slurm_job_graph(tmp_path, capsys):
     finally:
         subprocess.run(['scancel', *job.values(), report_job], capture_output=True)
 
-    record = {key: runs.read_record(_key(*key).dir(work)) for key in job}
+    record = {key: rundir.read_record(_key(*key).dir(work)) for key in job}
     assert [record[GOOD, t]['status'] for t in ('cls', 'det', 'seg')] == ['finished'] * 3
     # Dependencies honoured: det and seg started only after their cls run ended.
     for task in ('det', 'seg'):
         assert record[GOOD, task]['started'] >= record[GOOD, 'cls']['ended']
-        assert record[GOOD, task]['pretrained'].endswith(f'cls/seed0/{runs.HANDOVER}')
+        assert record[GOOD, task]['pretrained'].endswith(f'cls/seed0/{rundir.HANDOVER}')
     # USR1 requeued the job: it ran twice, and the second attempt resumed (not restarted) from
     # the checkpoint the first one saved when it was stopped.
     assert record[GOOD, 'cls']['attempts'] == 2
-    console = (_key(GOOD, 'cls').dir(work) / runs.CONSOLE).read_text()
+    console = (_key(GOOD, 'cls').dir(work) / rundir.CONSOLE).read_text()
     first, second = console.split(' attempt 2 on ')
     saved = re.search(r'stopped by SIGTERM after iteration (\d+); saved \S*/preempt_iter_\1\.pth',
                       first)
@@ -172,7 +172,7 @@ def test_a_run_spans_two_nodes_and_resumes_after_requeue(tmp_path, capsys):
     run_dir = _key(GOOD, 'cls').dir(work)
     script = (run_dir / 'job.sbatch').read_text()
     assert '--nodes=2' in script and '--ntasks-per-node=2' in script and '--gres' not in script
-    job = runs.read_record(run_dir)['slurm_job_id']
+    job = rundir.read_record(run_dir)['slurm_job_id']
     try:
         node_list = _wait(lambda: subprocess.run(['squeue', '-h', '-j', job, '-t', 'R', '-o',
                                                   '%N'], capture_output=True,
@@ -180,12 +180,12 @@ def test_a_run_spans_two_nodes_and_resumes_after_requeue(tmp_path, capsys):
         assert node_list == 'simn[1-2]', node_list
         _wait(lambda: (run_dir / 'last_checkpoint').exists(), 'the first checkpoint')
         subprocess.run(['scontrol', 'requeue', job], check=True)
-        _wait(lambda: job not in slurm_queue() and (runs.read_record(run_dir) or {}).get(
+        _wait(lambda: job not in slurm_queue() and (rundir.read_record(run_dir) or {}).get(
             'status') in ('finished', 'failed'), 'the requeued job to end')
     finally:
         subprocess.run(['scancel', job], capture_output=True)
-    record = runs.read_record(run_dir)
-    console = (run_dir / runs.CONSOLE).read_text()
+    record = rundir.read_record(run_dir)
+    console = (run_dir / rundir.CONSOLE).read_text()
     assert record['status'] == 'finished', console[-3000:]
     assert record['attempts'] == 2 and record['host'] == 'simn1'
     assert 'GPU number: 4' in console and 'Distributed launcher: slurm' in console

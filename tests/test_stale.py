@@ -1,4 +1,4 @@
-"""`stale` beyond a flag change, without training: records written with runs.identity's own hash.
+"""`stale` beyond a flag change, without training: records written with runs.rundir.identity's own hash.
 
 A det run is stale when the cls run it started from was rerun since, or is itself stale; the
 report then shows `stale` in place of the det run's numbers. (A flag change, and --rerun-stale,
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import runs
+from runs import rundir
 from ablations import METRICS, get_table
-from reports import cli
-from runs.identity import run_config, stale_reason
+from tools import report as cli
+from runs.rundir.identity import run_config, stale_reason
 from test_reports import (TABLE, T1, md_table, seed_dir, train_line, val_line, write_run_json,
                           write_scalars)
 
@@ -23,21 +23,21 @@ def _plant(root: Path, *, cls_gpus: int = 1, det_upstream: str | None = None):
     them. ``cls_gpus``: the GPUs its record says it ran on (its hash is always of 1 GPU);
     ``det_upstream``: the cls hash the det run records having started from (default: the cls
     run's own)."""
-    cls_key = runs.RunKey.train(TABLE, 'smoke', ROW, 'cls', 0)
-    det_key = runs.RunKey.train(TABLE, 'smoke', ROW, 'det', 0)
+    cls_key = rundir.RunKey.train(TABLE, 'smoke', ROW, 'cls', 0)
+    det_key = rundir.RunKey.train(TABLE, 'smoke', ROW, 'det', 0)
     cls_dir, det_dir = seed_dir(root, ROW, 'cls', 0), seed_dir(root, ROW, 'det', 0)
     _, cls_hash = run_config(cls_key, data_root=None, work_dir=None, gpus=1)
     write_run_json(cls_dir)
     write_scalars(cls_dir, T1, [train_line(1), val_line(1, **{'accuracy/top1': 70.0})])
-    runs.write_record(cls_dir, config_hash=cls_hash, gpus=cls_gpus)
+    rundir.write_record(cls_dir, config_hash=cls_hash, gpus=cls_gpus)
     upstream = det_upstream or cls_hash
-    pretrained = cls_dir / runs.HANDOVER
+    pretrained = cls_dir / rundir.HANDOVER
     _, det_hash = run_config(det_key, data_root=None, work_dir=None, gpus=1,
                              pretrained=pretrained, upstream=upstream)
     write_run_json(det_dir)
     write_scalars(det_dir, T1, [train_line(1), val_line(
         1, **{'coco/bbox_mAP': 0.321, 'coco/segm_mAP': 0.301})])
-    runs.write_record(det_dir, config_hash=det_hash, upstream_hash=upstream, gpus=1,
+    rundir.write_record(det_dir, config_hash=det_hash, upstream_hash=upstream, gpus=1,
                       pretrained=str(pretrained))
     return (cls_key, cls_dir), (det_key, det_dir), cls_hash
 
@@ -55,8 +55,8 @@ def _det_cell(tmp_path: Path, monkeypatch, code: int = 0) -> str:
 
 def test_det_run_is_current_while_its_cls_run_is(tmp_path, monkeypatch):
     (cls_key, cls_dir), (det_key, det_dir), _ = _plant(tmp_path / 'work_dirs')
-    assert stale_reason(cls_key, cls_dir, runs.read_record(cls_dir)) is None
-    assert stale_reason(det_key, det_dir, runs.read_record(det_dir)) is None
+    assert stale_reason(cls_key, cls_dir, rundir.read_record(cls_dir)) is None
+    assert stale_reason(det_key, det_dir, rundir.read_record(det_dir)) is None
     cell = _det_cell(tmp_path, monkeypatch)
     assert cell.startswith('32.1') and 'stale' not in cell
 
@@ -64,22 +64,22 @@ def test_det_run_is_current_while_its_cls_run_is(tmp_path, monkeypatch):
 def test_det_run_is_stale_when_its_cls_run_was_rerun(tmp_path, monkeypatch):
     (cls_key, cls_dir), (det_key, det_dir), _ = _plant(tmp_path / 'work_dirs',
                                                         det_upstream='0' * 16)
-    assert stale_reason(cls_key, cls_dir, runs.read_record(cls_dir)) is None  # the rerun is fine
-    assert stale_reason(det_key, det_dir, runs.read_record(det_dir)) == \
+    assert stale_reason(cls_key, cls_dir, rundir.read_record(cls_dir)) is None  # the rerun is fine
+    assert stale_reason(det_key, det_dir, rundir.read_record(det_dir)) == \
         'the classification run it started from was rerun since'
     cell = _det_cell(tmp_path, monkeypatch)
     assert 'stale' in cell and '32.1' not in cell
 
 
 def test_det_run_is_stale_when_its_cls_run_is(tmp_path, monkeypatch):
-    cls_key = runs.RunKey.train(TABLE, 'smoke', ROW, 'cls', 0)
+    cls_key = rundir.RunKey.train(TABLE, 'smoke', ROW, 'cls', 0)
     # At 2 GPUs the smoke recipe keeps its global batch with another per-GPU batch: another hash.
     assert run_config(cls_key, data_root=None, work_dir=None, gpus=2)[1] != \
         run_config(cls_key, data_root=None, work_dir=None, gpus=1)[1]
     (cls_key, cls_dir), (det_key, det_dir), _ = _plant(tmp_path / 'work_dirs', cls_gpus=2)
-    assert stale_reason(cls_key, cls_dir, runs.read_record(cls_dir)) == \
+    assert stale_reason(cls_key, cls_dir, rundir.read_record(cls_dir)) == \
         'its config changed since it ran'
-    assert stale_reason(det_key, det_dir, runs.read_record(det_dir)) == \
+    assert stale_reason(det_key, det_dir, rundir.read_record(det_dir)) == \
         'the classification run it started from is stale'
     cell = _det_cell(tmp_path, monkeypatch, code=1)  # both runs stale: no current value
     assert 'stale' in cell and '32.1' not in cell

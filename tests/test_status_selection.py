@@ -3,15 +3,16 @@
 run is a real flock held by this process. The same on the real SLURM cluster: test_slurm.py."""
 from __future__ import annotations
 
+import socket
 import re
 import threading
 import time
 
 import pytest
 
-import runs
-from runs import RunKey
-from runs.status import main as status_main
+from runs import rundir
+from runs.rundir import RunKey
+from tools.status import main as status_main
 
 ROW = 'conv2-concat'
 
@@ -20,7 +21,7 @@ def plant(work, row, task, status, seed=0, **fields):
     run_dir = RunKey.train('table4', 'smoke', row, task, seed).dir(work)
     run_dir.mkdir(parents=True, exist_ok=True)
     fields.setdefault('returncode', 0 if status == 'finished' else None)
-    runs.write_record(run_dir, status=status, started=runs.now(), **fields)
+    rundir.write_record(run_dir, status=status, started=rundir.now(), **fields)
     return run_dir
 
 
@@ -30,7 +31,7 @@ def _listed(out: str) -> list[str]:
 
 def test_selection_shows_only_the_selected_runs(tmp_path, capsys):
     for task in ('cls', 'det', 'seg'):
-        plant(tmp_path, ROW, task, 'finished', ended=runs.now())
+        plant(tmp_path, ROW, task, 'finished', ended=rundir.now())
     # the whole table: the other 12 runs were never queued
     assert status_main(['table4', '--work-dir', str(tmp_path)]) == 1
     out = capsys.readouterr().out
@@ -65,14 +66,14 @@ def test_a_bad_selection_is_one_line_and_exit_2(tmp_path, capsys, argv, names):
 def test_wait_blocks_until_the_selected_runs_end(tmp_path, capsys):
     """A live run (its lock held, as a training holds it) finishes while status waits; another
     row's run stays live and is not waited on, since it is not selected."""
-    cls_dir = plant(tmp_path, ROW, 'cls', 'running', host=runs.socket.gethostname())
-    other = plant(tmp_path, 'conv2-gate', 'cls', 'running', host=runs.socket.gethostname())
-    live, other_live = runs.RunLock(cls_dir), runs.RunLock(other)
+    cls_dir = plant(tmp_path, ROW, 'cls', 'running', host=socket.gethostname())
+    other = plant(tmp_path, 'conv2-gate', 'cls', 'running', host=socket.gethostname())
+    live, other_live = rundir.RunLock(cls_dir), rundir.RunLock(other)
     assert live.acquire() and other_live.acquire()
 
     def finish():
         time.sleep(1.5)
-        runs.write_record(cls_dir, status='finished', returncode=0, ended=runs.now())
+        rundir.write_record(cls_dir, status='finished', returncode=0, ended=rundir.now())
         live.release()
 
     thread = threading.Thread(target=finish)
@@ -93,7 +94,7 @@ def test_wait_blocks_until_the_selected_runs_end(tmp_path, capsys):
 
 
 def test_wait_exits_1_when_a_selected_run_failed_or_was_never_queued(tmp_path, capsys):
-    plant(tmp_path, ROW, 'cls', 'failed', returncode=1, ended=runs.now())
+    plant(tmp_path, ROW, 'cls', 'failed', returncode=1, ended=rundir.now())
     det = plant(tmp_path, ROW, 'det', 'queued', depends_on=str(
         RunKey.train('table4', 'smoke', ROW, 'cls', 0).dir(tmp_path)))
     assert det.exists()

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-import runs
-from runs import RunKey
-from runs.launch import python_env
-from runs.trackers import TENSORBOARD_DIR, WANDB_DIR, MLFLOW_STORE
+from runs import rundir
+from runs.rundir import RunKey
+from runs.executors.launch import python_env
+from runs.tracking.tracker_runs import TENSORBOARD_DIR, WANDB_DIR, MLFLOW_STORE
 
 REPO = Path(__file__).resolve().parent.parent
 # Stand-ins for a researcher's credentials: none may be written anywhere a run writes.
@@ -137,8 +137,8 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
     finally:
         if first.poll() is None:
             first.kill()
-    assert runs.read_record(run_dir)['status'] == 'interrupted'
-    opened = runs.read_record(run_dir)['tracker_runs']
+    assert rundir.read_record(run_dir)['status'] == 'interrupted'
+    opened = rundir.read_record(run_dir)['tracker_runs']
     os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
     from mlflow.tracking import MlflowClient
     client = MlflowClient((tmp_path / MLFLOW_STORE).as_uri())
@@ -146,7 +146,7 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
     assert client.get_run(opened['mlflow']['run_id']).info.status == 'KILLED'
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-    record = runs.read_record(run_dir)
+    record = rundir.read_record(run_dir)
     assert record['status'] == 'finished' and record['attempts'] == 2
     assert record['trackers'] == ['tensorboard', 'wandb', 'mlflow']
     assert record['tracker_runs'] == opened  # the same tracker runs, continued
@@ -240,7 +240,7 @@ def test_wandb_without_an_account_stops_before_any_run(tmp_path, monkeypatch, ca
 
 
 def test_a_tracking_uri_with_credentials_stays_out_of_config_and_record(monkeypatch):
-    from runs.trackers import _public_uri, mlflow_uri
+    from runs.tracking.tracker_runs import _public_uri, mlflow_uri
     monkeypatch.setenv('MLFLOW_TRACKING_URI', 'https://ann:pa55@mlflow.lab:5000/x?token=t0k')
     assert mlflow_uri(Path('/work')) is None  # the config says: read it at run time
     assert _public_uri('https://ann:pa55@mlflow.lab:5000/x?token=t0k') == \

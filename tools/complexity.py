@@ -4,9 +4,9 @@
     python tools/complexity.py --model mambavision --arch T [--shape 224] [--num-classes 1000]
     python tools/complexity.py --model mambavision --arch all
 
-The counting is ``backbones.complexity`` (FLOPs are multiply-accumulates, the papers' unit; the
+The counting is ``backbones.model_complexity`` (FLOPs are multiply-accumulates, the papers' unit; the
 ``w/o attn`` column leaves attention out, as fvcore does); the published numbers are MambaVision's
-Table 1 (``ablations.mambavision.TABLE1_COMPLEXITY``).
+Table 1 (``ablations.mambavision_tables.TABLE1_COMPLEXITY``).
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run by path
     sys.path.insert(0, str(REPO))
 
-from ablations.mambavision import TABLE1_COMPLEXITY, TABLE1_SHAPE  # noqa: E402
+from ablations.mambavision_tables import TABLE1_COMPLEXITY, TABLE1_SHAPE  # noqa: E402
 from backbones.build import build_model_from_config  # noqa: E402
-from backbones.complexity import (MODEL_TYPES, _input_shape, build_variant,  # noqa: E402
+from backbones.model_complexity import (MODEL_TYPES, _input_shape, build_variant,  # noqa: E402
                                   measure_complexity)
 
 # Published (params M, GFLOPs) per (family, variant).

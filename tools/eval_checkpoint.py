@@ -6,7 +6,7 @@
         [--trust-checkpoint]
 
 What is read from FILE, the model it is checked against and where the result goes: see
-``runs.evaluate``, the engine this front calls.
+``runs.commands.evaluate``, the engine this front calls.
 """
 from __future__ import annotations
 
@@ -21,13 +21,16 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 from ablations import TABLES, TASKS  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
 from backbones.checkpoint_io import CheckpointError, trust_checkpoints  # noqa: E402
-from runs import REPO  # noqa: E402
-from runs.evaluate import EvalError, run  # noqa: E402
-from runs.launch import LAUNCHERS  # noqa: E402
-from runs.trackers import TRACKERS, parse_vis  # noqa: E402
+from runs.commands.evaluate import EvalError, EvalOptions, run  # noqa: E402
+from runs.executors.process_layout import LAUNCHERS  # noqa: E402
+from runs.options import DEFAULT_WORK_DIR, split_csv  # noqa: E402
+from runs.options import parse_vis  # noqa: E402
+from runs.tracking.tracker_runs import TRACKERS  # noqa: E402
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EvalOptions, bool]:
+    """The options, and whether to trust the checkpoint (a loader setting, not an option of
+    the eval itself)."""
     parser = argparse.ArgumentParser(
         prog='run_all.sh eval',
         description='Evaluate a checkpoint (official or ours) in an ablation row\'s config.')
@@ -39,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--profile', default='smoke', choices=PROFILES,
                         help='smoke (default): generated tiny data; full: the real dataset')
     parser.add_argument('--data-root', help='datasets root (full profile; smoke: generated)')
-    parser.add_argument('--work-dir', default=str(REPO / 'work_dirs'))
+    parser.add_argument('--work-dir', default=str(DEFAULT_WORK_DIR))
     parser.add_argument('--fuse-bn', action='store_true',
                         help='MobileMamba: fold BatchNorms before evaluating')
     parser.add_argument('--no-ema', action='store_true',
@@ -59,18 +62,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.launcher == 'none' and args.gpus > 1:
         parser.error('--gpus > 1 needs --launcher pytorch or slurm')
     try:
-        args.trackers = parse_vis(args.vis)
+        trackers = parse_vis(args.vis)
     except ValueError as err:
         parser.error(str(err))
-    args.work_dir = Path(args.work_dir).expanduser().resolve()
-    return args
+    return EvalOptions(
+        table=args.table, rows=tuple(split_csv(args.rows)), tasks=tuple(split_csv(args.tasks)),
+        checkpoint=Path(args.checkpoint), profile=args.profile,
+        data_root=Path(args.data_root) if args.data_root else None,
+        work_dir=Path(args.work_dir).expanduser().resolve(), fuse_bn=args.fuse_bn,
+        no_ema=args.no_ema, launcher=args.launcher, gpus=args.gpus, partition=args.partition,
+        force=args.force, trackers=tuple(trackers)), args.trust_checkpoint
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    trust_checkpoints(args.trust_checkpoint)
+    options, trust = parse_args(argv)
+    trust_checkpoints(trust)
     try:
-        return run(args)
+        return run(options)
     except (EvalError, CheckpointError, ValueError, FileNotFoundError) as err:
         print(f'run_all.sh eval: error: {err}', file=sys.stderr)
         return 2

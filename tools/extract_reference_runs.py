@@ -8,8 +8,8 @@ repository, path, commit and sha256.
 
 DIR is a git checkout or a bare snapshot of github.com/lewandofskee/MobileMamba or
 github.com/NVlabs/MambaVision (its HEAD is read; nothing is written there). Which logs: the
-catalog in ``ablations/references.py``; the parsing: ``runs/logs.py``; the extraction:
-``runs/references.py``. Bad input: a one-line error, exit 2.
+catalog in ``ablations/reference_catalog.py``; the parsing: ``runs/logs/log_formats.py``; the extraction:
+``runs/logs/official_runs.py``. Bad input: a one-line error, exit 2.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from typing import Optional, Sequence
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablations.references import (DATA_DIR, MAMBAVISION_REPO, MOBILEMAMBA_REPO,  # noqa: E402
+from ablations.reference_catalog import (DATA_DIR, MAMBAVISION_REPO, MOBILEMAMBA_REPO,  # noqa: E402
                                   SOURCES)
-from runs import split_csv  # noqa: E402
-from runs.logs import LogFormatError  # noqa: E402
-from runs.references import SourceError, extract_all, git_dir  # noqa: E402
+from runs.options import split_csv  # noqa: E402
+from runs.logs.log_formats import LogFormatError  # noqa: E402
+from runs.logs.official_runs import SourceError, extract_all, git_dir  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

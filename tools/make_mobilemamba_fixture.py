@@ -41,7 +41,7 @@ import torch.nn as nn
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run by path
     sys.path.insert(0, str(REPO))
-from runs import git_commit  # noqa: E402
+from runs.provenance import git_commit  # noqa: E402
 
 DEFAULT_OUT = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny.pt'
 DEFAULT_CHECKPOINT_OUT = REPO / 'tests' / 'fixtures' / 'mobilemamba_official_tiny_ckpt_E.pth'

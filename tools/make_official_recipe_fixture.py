@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from runs import git_commit  # noqa: E402
+from runs.provenance import git_commit  # noqa: E402
 
 DEFAULT_OUT = REPO / 'tests' / 'fixtures' / 'official_recipes.json'
 MV_VARIANTS = dict(T='tiny', T2='tiny2', S='small', B='base', L='large', L2='large2')

@@ -4,7 +4,7 @@ RandAugment, multi-scale resize, crops...) then do the work they do on the real 
 
     python -m tools.make_pilot_data --root DIR --tasks cls,det,seg --train-images 1280
 
-The generator is ``runs.pilot_datasets``; this is its command line.
+The generator is ``runs.datasets.pilot_datasets``; this is its command line.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runs.pilot_datasets import TASKS, make_pilot_data  # noqa: E402
+from runs.datasets.pilot_datasets import TASKS, make_pilot_data  # noqa: E402
 
 
 def main() -> None:

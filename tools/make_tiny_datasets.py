@@ -1,5 +1,5 @@
 """Generate the smoke profile's tiny datasets, in the real on-disk formats of the full ones
-(layout and contents: ``runs.tiny_datasets``).
+(layout and contents: ``runs.datasets.tiny_datasets``).
 
     python tools/make_tiny_datasets.py [--root data/smoke] [--force]
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runs.tiny_datasets import make_tiny_datasets  # noqa: E402
+from runs.datasets.tiny_datasets import make_tiny_datasets  # noqa: E402
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ estimate what the table costs before a cluster is booked.
     ./run_all.sh plan <table> [--rows R1,R2] [--tasks cls,det,seg] [--gpus 8[,32...]]
         [--iters N] [--gpu-mem GiB] [--out DIR] [--data-dir DIR]
 
-What a pilot runs and measures, and the assumptions of the estimate: ``runs.planner``. A run
+What a pilot runs and measures, and the assumptions of the estimate: ``runs.commands.planner``. A run
 that fails in the pilot is reported with its error and its log, the others go on, and the exit
 status is 1. Bad input: a one-line error, exit 2.
 """
@@ -19,8 +19,9 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ablations import TABLES, get_table  # noqa: E402
-from runs import REPO, split_csv  # noqa: E402
-from runs.planner import (CPU_GPU_MEM_GIB, DEFAULT_DATA_DIR, DEFAULT_GPUS,  # noqa: E402
+from runs.provenance import REPO  # noqa: E402
+from runs.options import split_csv  # noqa: E402
+from runs.commands.planner import (CPU_GPU_MEM_GIB, DEFAULT_DATA_DIR, DEFAULT_GPUS,  # noqa: E402
                           DEFAULT_ITERS, PILOT_WORK_DIR, plan_table)
 
 

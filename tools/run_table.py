@@ -1,4 +1,4 @@
-"""Run an ablation table as a job graph: ``./run_all.sh table4 ...`` (the engine: ``runs.table``).
+"""Run an ablation table as a job graph: ``./run_all.sh table4 ...`` (the engine: ``runs.table.orchestrate``).
 
     python -m tools.run_table table4 [--profile smoke|full] [--rows R1,R2] [--tasks cls,det,seg]
         [--seeds N] [--gpus N | --gpus cls=32,det=8,seg=8] [--launcher none|pytorch|slurm]
@@ -23,20 +23,22 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 
 from ablations import TABLES, TASKS, AblationTable, get_table  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
-from runs import REPO  # noqa: E402
-from runs.graph import parse_gpus  # noqa: E402
-from runs.launch import LAUNCHERS  # noqa: E402
-from runs.slurm import GPUS_PER_NODE, SLURM_OPTIONS  # noqa: E402
-from runs.table import run_table  # noqa: E402
-from runs.trackers import TRACKERS, check_accounts, ensure_installed, parse_vis  # noqa: E402
+from runs.executors.local import LocalOptions  # noqa: E402
+from runs.executors.process_layout import GPUS_PER_NODE, LAUNCHERS  # noqa: E402
+from runs.executors.slurm import SLURM_OPTIONS, SlurmOptions  # noqa: E402
+from runs.options import (DEFAULT_WORK_DIR, TableOptions, frozen_gpus, parse_gpus,  # noqa: E402
+                          split_csv)
+from runs.table.orchestrate import run_table  # noqa: E402
+from runs.options import parse_vis  # noqa: E402
+from runs.tracking.tracker_runs import TRACKERS, check_accounts, ensure_installed  # noqa: E402
 
 
-def report_command(table: AblationTable, work_dir: Path, args: argparse.Namespace) -> list[str]:
+def report_command(table: AblationTable, options: TableOptions) -> list[str]:
     """The reporter's command for this table's runs (``reports/``, one layer above ``runs``)."""
-    command = [sys.executable, '-m', 'reports', table.name, '--work-dir', str(work_dir),
-               '--profile', args.profile]
-    if args.report_dir:
-        command += ['--out', str(Path(args.report_dir).resolve() / table.name)]
+    command = [sys.executable, '-m', 'tools.report', table.name, '--work-dir',
+               str(options.work_dir), '--profile', options.profile]
+    if options.report_dir:
+        command += ['--out', str(options.report_dir / table.name)]
     return command
 
 
@@ -50,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> TableOptions:
     parser = _Parser(
         prog='run_all.sh <table>', description='Run an ablation table end to end.')
     parser.add_argument('table', help=f'one of: {", ".join(TABLES)}, all')
@@ -69,15 +71,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rerun-stale', action='store_true',
                         help='rerun finished runs whose config changed (old dirs are kept)')
     parser.add_argument('--data-root', help='datasets root (full profile; smoke: generated)')
-    parser.add_argument('--work-dir', default=str(REPO / 'work_dirs'))
+    parser.add_argument('--work-dir', default=str(DEFAULT_WORK_DIR))
     parser.add_argument('--dry-run', action='store_true',
                         help='print the runs and their commands; run nothing')
     parser.add_argument('--no-report', action='store_true', help='do not call the reporter')
     parser.add_argument('--report-dir', help='where reports go, as <DIR>/<table>/ '
                                              '(default: reports/<table>/)')
-    parser.add_argument('--quiet', action='store_true',
-                        help='accepted for compatibility: training output always goes to each '
-                             'run\'s console.log')
     parser.add_argument('--vis', help=f'trackers each run also logs to: {", ".join(TRACKERS)} '
                                       '(installed on first use)')
     slurm = parser.add_argument_group('SLURM (--launcher slurm)')
@@ -93,23 +92,36 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.table != 'all':
         get_table(args.table)  # unknown table: ValueError listing the known ones
     try:
-        args.gpus_per_task = parse_gpus(args.gpus)
-    except ValueError as err:
-        parser.error(str(err))
-    try:
-        args.trackers = parse_vis(args.vis)
+        gpus = parse_gpus(args.gpus)
+        trackers = parse_vis(args.vis)
     except ValueError as err:
         parser.error(str(err))
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
-    several = max(args.gpus_per_task.values()) > 1
-    if args.launcher is None:
-        args.launcher = 'pytorch' if several else 'none'
-    elif args.launcher == 'none' and several:
+    several = max(gpus.values()) > 1
+    launcher = args.launcher or ('pytorch' if several else 'none')
+    if launcher == 'none' and several:
         parser.error('--gpus > 1 needs --launcher pytorch or slurm')
-    if args.launcher == 'slurm' and args.jobs != 1:
-        parser.error('--jobs is for the local executor; SLURM runs every ready job at once')
-    return args
+    if launcher == 'slurm':
+        if args.jobs != 1:
+            parser.error('--jobs is for the local executor; SLURM runs every ready job at once')
+        executor = SlurmOptions(**{o: getattr(args, o) for o in SLURM_OPTIONS},
+                                gpus_per_node=args.gpus_per_node,
+                                cpus_per_gpu=args.cpus_per_gpu,
+                                requeue_before=args.requeue_before,
+                                sbatch_args=args.sbatch_args)
+    else:
+        executor = LocalOptions(launcher=launcher, jobs=args.jobs)
+    return TableOptions(
+        tables=tuple(TABLES) if args.table == 'all' else (args.table,),
+        profile=args.profile, rows=tuple(split_csv(args.rows)),
+        tasks=tuple(split_csv(args.tasks)), seeds=args.seeds, gpus=frozen_gpus(gpus),
+        executor=executor, rerun_stale=args.rerun_stale,
+        data_root=Path(args.data_root).expanduser() if args.data_root else None,
+        work_dir=Path(args.work_dir).expanduser().resolve(), dry_run=args.dry_run,
+        report=not args.no_report,
+        report_dir=Path(args.report_dir).expanduser().resolve() if args.report_dir else None,
+        trackers=tuple(trackers))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -118,16 +130,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = {signum: signal.signal(signum, _interrupt)
                 for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        args = parse_args(argv)
-        tables = list(TABLES.values()) if args.table == 'all' else [get_table(args.table)]
-        if not args.dry_run:
-            check_accounts(args.trackers)
-            ensure_installed(args.trackers)
+        options = parse_args(argv)
+        if not options.dry_run:
+            check_accounts(options.trackers)
+            ensure_installed(options.trackers)
         status = 0
-        for table in tables:
-            report = None if args.no_report else \
-                report_command(table, Path(args.work_dir).resolve(), args)
-            status = max(status, run_table(table, args, report))
+        for name in options.tables:
+            table = get_table(name)
+            report = report_command(table, options) if options.report else None
+            status = max(status, run_table(table, options, report))
         return status
     except (ValueError, FileNotFoundError) as exc:
         print(f'run_all.sh: error: {exc}', file=sys.stderr)

@@ -21,7 +21,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 pins="$root/requirements/pins.txt"
 # The environment's pins: pins.txt above its optional section (the trackers of --vis, installed
-# on first use by runs/trackers.py), which is left out of the key and of every install here.
+# on first use by runs/tracking/tracker_runs.py), which is left out of the key and of every install here.
 env_pins() { sed '/^# --- optional/,$d' "$pins"; }
 cache=${SUITE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mamba-ablation-suite}
 base_py=${SUITE_PYTHON:-}

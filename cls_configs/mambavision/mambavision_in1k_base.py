@@ -8,8 +8,8 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../timm_in1k_train.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.distribute_bn', 'backbones.ema',
-                               'backbones.mesa', 'backbones.transforms'],
+# engine: the official lr schedule, sampler, EMA and BN distribution (mmengine only).
+custom_imports = dict(imports=['backbones', 'engine', 'engine.mesa', 'engine.transforms'],
                       allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
@@ -20,7 +20,7 @@ recipe = 'mambavision-in1k'
 # mmpretrain's GlobalAveragePooling and the Linear is LinearClsHead's `fc`, so an official
 # checkpoint converts by prefixes alone (tools/convert_checkpoint.py).
 # MESA (official train.py): from epoch/epochs > start_ratio on, a KL term towards the EMA model's
-# logits on the same batch (backbones/mesa.py; needs the EMAHook and MesaHook below).
+# logits on the same batch (engine/mesa.py; needs the EMAHook and MesaHook below).
 model = dict(
     type='MesaImageClassifier',
     mesa=dict(weight=0.5, start_ratio=0.25),
@@ -59,7 +59,7 @@ test_pipeline = _test_pipelines['crop100']
 # 32 GPUs x 128 images = 4096, the official batch. timm's loader drops each rank's last
 # incomplete batch (312 steps per epoch, as the official scheduler counts them); with gradient
 # accumulation ablations/compose.py has the sampler keep whole optimizer steps
-# (backbones/training.py).
+# (engine/lr_schedulers.py).
 train_dataloader = dict(batch_size=128, drop_last=True,
                         sampler=dict(type='StepAlignedSampler', shuffle=True),
                         dataset=dict(pipeline=train_pipeline))
@@ -77,7 +77,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.),
     clip_grad=dict(max_norm=5.0),
 )
-# timm's CosineLRScheduler as the official scheduler factory sets it (backbones/training.py),
+# timm's CosineLRScheduler as the official scheduler factory sets it (engine/lr_schedulers.py),
 # stepped per optimizer step: linear warm-up from 1e-6 over the warm-up epochs (T: 20), a cosine
 # to 5e-6 whose phase spans the whole 310-epoch cycle from step 0 (warm-up included), then
 # 10 cooldown epochs at 5e-6 (the factory trains cycle + cooldown_epochs = 320 epochs). The
@@ -102,11 +102,11 @@ auto_scale_lr = dict(base_batch_size=4096)
 
 # EMA of the weights, decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay); like
 # timm's ModelEmaV2 the BN statistics are averaged too. StepEMAHook averages once per optimizer
-# step, also under gradient accumulation (backbones/ema.py).
+# step, also under gradient accumulation (engine/ema.py).
 # MesaHook hands the EMA model to the MESA loss, and its progress as the official train.py counts
 # it: epoch / 310 (the yaml's `epochs`, the cooldown left out), so T starts at epoch 78.
 # DistributeBNHook: the yaml's dist_bn 'reduce', BN statistics averaged over the GPUs after each
-# epoch (backbones/distribute_bn.py).
+# epoch (engine/distribute_bn.py).
 custom_hooks = [dict(type='StepEMAHook', momentum=2e-4, update_buffers=True,
                      priority='ABOVE_NORMAL'),
                 dict(type='MesaHook', epochs=_cycle_epochs),

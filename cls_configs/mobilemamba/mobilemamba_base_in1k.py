@@ -7,8 +7,9 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../timm_in1k_train.py',
 ]
-custom_imports = dict(imports=['backbones', 'backbones.ema', 'backbones.mobilemamba_head',
-                               'backbones.transforms'], allow_failed_imports=False)
+# engine: the official lr schedule, sampler and EMA (mmengine only).
+custom_imports = dict(imports=['backbones', 'engine', 'backbones.mobilemamba_head',
+                               'engine.transforms'], allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.
 recipe = 'mobilemamba-in1k'
@@ -86,7 +87,7 @@ optim_wrapper = dict(
 )
 auto_scale_lr = dict(base_batch_size=1024, enable=False)
 
-# timm's CosineLRScheduler as the official get_scheduler sets it (backbones/training.py), stepped
+# timm's CosineLRScheduler as the official get_scheduler sets it (engine/lr_schedulers.py), stepped
 # per optimizer step: 20 warm-up epochs from lr/1000 (official warmup_lr 1.5e-6 per 512 images),
 # a cosine to lr/100 (lr_min 1.5e-5 per 512) whose phase spans all 300 epochs from step 0,
 # warm-up included. The official trainer sets iteration k's lr to the value at k (offset 0).
@@ -104,7 +105,7 @@ param_scheduler = _schedules['e300']
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5, dynamic_intervals=[(200, 1)])
 
 # EMA with decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay; StepEMAHook
-# averages once per optimizer step under gradient accumulation too, backbones/ema.py); like
+# averages once per optimizer step under gradient accumulation too, engine/ema.py); like
 # timm's ModelEmaV2 the BN statistics are averaged too. The reported top-1 is the EMA model's.
 custom_hooks = [dict(type='StepEMAHook', momentum=2e-4, update_buffers=True,
                      priority='ABOVE_NORMAL')]

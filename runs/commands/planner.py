@@ -1,0 +1,499 @@
+"""Pilot every full-profile run of a table at its real size on this machine's device, and
+estimate what the table costs before a cluster is booked.
+
+The engine of ``./run_all.sh plan`` (command line: ``tools/plan.py``).
+
+For each (row, task) of the table:
+
+1. build the run's full config (``ablations.compose``, profile 'full'), pointed at generated data of
+   the real image sizes in the real formats (``runs.datasets.pilot_datasets``), so the whole training
+   pipeline runs as on the real data;
+2. train it with the real mmengine Runner for ``--iters`` iterations, in a process of its own
+   (peak memory is per process): no validation, no checkpoints; loop, batch, pipeline, model,
+   optimizer, AMP and hooks as the full config has them (on CPU, float32: mmengine's
+   AmpOptimWrapper needs an accelerator);
+3. measure the time per iteration and the data time (mmengine's IterTimerHook, first iteration
+   excluded) and the peak memory (GPU: torch.cuda.max_memory_allocated; CPU: the process's peak
+   RSS, data loading in-process);
+4. extrapolate: the run's iterations from its schedule (epochs x iterations per epoch over the
+   real training set, or max_iters) x the measured seconds per iteration.
+
+Assumptions, also written into plan.json and plan.md:
+
+- The pilot measures one device at the config's per-GPU batch. With G GPUs each keeps that
+  batch, so a step of the G-GPU run costs about one device's step (data-parallel efficiency 1:
+  the all-reduce is not measured). A run's wall time is its iterations x s/iter; its GPU-hours
+  are that x G.
+- An epoch at G GPUs is ceil(N / (G x per-GPU batch)) iterations, as mmengine's DefaultSampler
+  and a non-dropping DataLoader give; an iteration-based schedule is max_iters whatever G.
+- One seed per run; multiply by the seeds you train.
+
+A run that fails in the pilot is reported with its error and its log, the others go on, and the
+exit status is 1.
+
+Use :func:`load_plan` to read a written plan, and :func:`estimate_at` for any GPU count.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from ablations import AblationTable
+from ablations.compose import build_row_config
+from runs.provenance import REPO, git_commit
+from runs.executors.launch import python_env
+from runs.datasets.pilot_datasets import make_pilot_data
+from runs.logs.official_runs import anchor_text, official_anchor
+
+DEFAULT_DATA_DIR = REPO / 'data' / 'pilot'
+PILOT_WORK_DIR = REPO / 'work_dirs' / 'plan'
+PLAN_JSON = 'plan.json'
+PLAN_MD = 'plan.md'
+DEFAULT_GPUS = (8, )
+DEFAULT_ITERS = dict(cuda=10, cpu=2)
+CPU_GPU_MEM_GIB = 80.0   # the memory to check against when the pilot runs on CPU (an A100/H100)
+GIB = 1024 ** 3
+
+# The real training sets' sizes: the number of images an epoch of the full schedule goes over.
+TRAIN_SET_SIZES = dict(
+    # ImageNet-1k (ILSVRC 2012) train: 1,281,167 images (Russakovsky et al., IJCV 2015).
+    cls=1_281_167,
+    # COCO train2017 has 118,287 images; mmdet's filter_empty_gt drops those without
+    # annotations, leaving 117,266 (mmdet's CocoDataset, filter_cfg of coco_instance.py).
+    det=117_266,
+    # ADE20K scene parsing (ADEChallengeData2016) images/training: 20,210 images.
+    seg=20_210,
+)
+
+ASSUMPTIONS = (
+    'The pilot measures one device at the config\'s per-GPU batch; at G GPUs each keeps that '
+    'batch, so a step costs about one device\'s step (data-parallel efficiency 1, all-reduce not '
+    'measured).',
+    'Wall hours of a run = its iterations x s/iter; GPU-hours = wall hours x G.',
+    'Iterations per epoch at G GPUs = ceil(N / (G x per-GPU batch)) over the real training set '
+    '(ImageNet-1k 1,281,167; COCO train2017 with annotations 117,266; ADE20K 20,210); '
+    'iteration-based schedules run max_iters whatever G.',
+    'One seed per run. "In parallel": every run on its own G GPUs, det/seg after their row\'s cls '
+    '(they start from its checkpoint).',
+)
+
+
+# --- the arithmetic ------------------------------------------------------------------------------
+
+def iters_per_epoch(dataset_size: int, batch_per_gpu: int, gpus: int,
+                    drop_last: bool = False) -> int:
+    """Iterations of one epoch: DefaultSampler pads to a multiple of ``gpus`` and each rank's
+    DataLoader yields ceil(per-rank samples / batch) batches, or floor with ``drop_last`` (the
+    ImageNet recipes, as the official loaders)."""
+    if min(dataset_size, batch_per_gpu, gpus) < 1:
+        raise ValueError('dataset size, batch and GPUs must be positive')
+    per_rank = math.ceil(dataset_size / gpus)
+    return per_rank // batch_per_gpu if drop_last else math.ceil(per_rank / batch_per_gpu)
+
+
+def total_iters(schedule: dict, gpus: int) -> int:
+    """A run's training iterations at ``gpus`` GPUs from its schedule record (see schedule_of)."""
+    if schedule['by_epoch']:
+        return schedule['epochs'] * iters_per_epoch(schedule['train_set_size'],
+                                                    schedule['batch_per_gpu'], gpus,
+                                                    schedule.get('drop_last', False))
+    return schedule['max_iters']
+
+
+def estimate_at(entry: dict, gpus: int) -> Optional[dict]:
+    """Total iterations, wall hours and GPU-hours of a piloted run at ``gpus`` GPUs (None when the
+    pilot did not measure it)."""
+    # The schedule at that GPU count (an iteration-based one grows with gradient accumulation).
+    schedule = (entry.get('schedules') or {}).get(str(gpus)) or entry.get('schedule')
+    if entry.get('s_per_iter') is None or schedule is None:
+        return None
+    iters = total_iters(schedule, gpus)
+    wall = iters * entry['s_per_iter'] / 3600
+    return dict(gpus=gpus, total_iters=iters, wall_hours=wall, gpu_hours=wall * gpus)
+
+
+def table_totals(entries: dict[str, dict], gpus: int) -> dict:
+    """The table's GPU-hours and wall hours at ``gpus`` GPUs per run, in sequence (one run at a
+    time on G GPUs) and in parallel (every run on its own G GPUs, det/seg after their row's cls).
+    Entries are keyed '<row>/<task>'; unmeasured runs are left out and counted."""
+    gpu_hours = sequence = 0.0
+    rows: dict[str, dict[str, float]] = {}
+    missing = 0
+    for name, entry in entries.items():
+        est = estimate_at(entry, gpus)
+        if est is None:
+            missing += 1
+            continue
+        gpu_hours += est['gpu_hours']
+        sequence += est['wall_hours']
+        row, task = name.rsplit('/', 1)
+        rows.setdefault(row, {})[task] = est['wall_hours']
+    parallel = max((walls.get('cls', 0.0) + max([h for t, h in walls.items() if t != 'cls'],
+                                                default=0.0)
+                    for walls in rows.values()), default=0.0)
+    return dict(gpus=gpus, gpu_hours=gpu_hours, wall_hours_sequence=sequence,
+                wall_hours_parallel=parallel, gpus_in_parallel=gpus * (len(entries) - missing),
+                runs_not_estimated=missing)
+
+
+# --- the config and its schedule -----------------------------------------------------------------
+
+def full_config(table: str, row: str, task: str, data_root: Path, work_dir: Path, gpus: int,
+                cfg_options: Optional[dict] = None):
+    """The run's full-profile config, the one place this module builds it, plus ``cfg_options``
+    (key=value overrides, as tools/train.py's ``--cfg-options``). ``gpus``: the GPU count the
+    estimate is for (the recipe keeps its global batch there: per-GPU batch x gpus x
+    accumulation)."""
+    cfg = build_row_config(table, row, task, profile='full', data_root=data_root,
+                           work_dir=work_dir, gpus=gpus)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def schedule_of(cfg, task: str) -> dict:
+    """The schedule record total_iters() reads: epochs over the real training set, or max_iters."""
+    train_cfg = cfg.train_cfg
+    loop = train_cfg.get('type', '')
+    by_epoch = train_cfg.get('by_epoch', 'EpochBased' in loop)
+    batch = cfg.train_dataloader.batch_size
+    if by_epoch:
+        return dict(by_epoch=True, epochs=int(train_cfg.max_epochs), batch_per_gpu=batch,
+                    train_set_size=TRAIN_SET_SIZES[task],
+                    drop_last=bool(cfg.train_dataloader.get('drop_last', False)))
+    return dict(by_epoch=False, max_iters=int(train_cfg.max_iters), batch_per_gpu=batch)
+
+
+def pilot_config(cfg, iters: int, num_workers: int, cuda: bool = True):
+    """The full config, trained as is but without validation, checkpoints or test; on CPU in
+    float32 where the config asks for AMP (mmengine's AmpOptimWrapper refuses the CPU)."""
+    wrapper = cfg.optim_wrapper
+    if not cuda and wrapper.get('type') == 'AmpOptimWrapper':
+        wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper.pop(key, None)
+    for split in ('val', 'test'):
+        cfg[f'{split}_dataloader'] = None
+        cfg[f'{split}_cfg'] = None
+        cfg[f'{split}_evaluator'] = None
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.train_dataloader.num_workers = num_workers
+    cfg.train_dataloader.persistent_workers = num_workers > 0
+    cfg.resume = False
+    cfg.load_from = None
+    return cfg
+
+
+def pilot_train_images(cfg, iters: int) -> int:
+    """Enough training images that the pilot's iterations fit in one pass of the sampler."""
+    return cfg.train_dataloader.batch_size * iters
+
+
+# --- one pilot, in its own process ---------------------------------------------------------------
+
+class PilotDone(Exception):
+    """Raised after the last pilot iteration: leaves the train loop at once, whatever its kind."""
+
+
+def _pilot(table: str, row: str, task: str, data_root: Path, work_dir: Path, iters: int,
+           gpus: int, result_path: Path, cfg_options: Optional[dict] = None) -> int:
+    """Train one run for ``iters`` iterations and write its measurements to ``result_path``."""
+    import resource
+
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    from backbones.ops.mamba_shim import has_cuda_kernels
+
+    cuda = torch.cuda.is_available()
+    result: dict[str, Any] = dict(status='failed', device=_device_name())
+    if not cuda:
+        result['cpu_mem_cap_gib'] = _cap_cpu_memory()
+    try:
+        cfg = full_config(table, row, task, data_root, work_dir, gpus, cfg_options)
+        result['fidelity'] = _plain(cfg.get('fidelity'))
+        result['schedule'] = schedule_of(cfg, task)
+        workers = min(cfg.train_dataloader.get('num_workers', 0), os.cpu_count() or 1) \
+            if cuda else 0   # CPU: the pipeline runs in-process, in data_time and peak RSS
+        result['num_workers'] = workers
+        result['amp_in_config'] = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+        cfg = pilot_config(cfg, iters, workers, cuda)
+
+        times: list[float] = []
+        data_times: list[float] = []
+
+        class PilotHook(Hook):
+            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+                hub = runner.message_hub
+                times.append(float(hub.get_scalar('train/time').current()))
+                data_times.append(float(hub.get_scalar('train/data_time').current()))
+                if len(times) >= iters:
+                    raise PilotDone
+
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(PilotHook(), priority='LOWEST')  # after the IterTimerHook
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            runner.train()
+        except PilotDone:
+            pass
+        else:
+            raise RuntimeError(f'training ended after {len(times)} of {iters} iterations')
+        measured = times[1:] or times   # the first iteration (warm-up, allocation) excluded
+        result.update(
+            status='ok', iters=len(times), iter_times=times, data_times=data_times,
+            s_per_iter=sum(measured) / len(measured),
+            data_s_per_iter=sum(data_times[1:] or data_times) / len(measured),
+            amp=type(runner.optim_wrapper).__name__ == 'AmpOptimWrapper',
+            scan_backend='cuda (mamba-ssm kernel)' if cuda and has_cuda_kernels()
+            else 'torch (ours)')
+        if cuda:
+            result.update(peak_mem_gib=torch.cuda.max_memory_allocated() / GIB,
+                          peak_reserved_gib=torch.cuda.max_memory_reserved() / GIB,
+                          mem_kind='max_memory_allocated')
+        else:
+            result.update(peak_mem_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                          * 1024 / GIB, mem_kind='peak RSS')
+        return_code = 0
+    except Exception as exc:  # reported with the run; the plan goes on with the others
+        traceback.print_exc()
+        result['error'] = _one_line(exc)
+        return_code = 1
+    result_path.write_text(json.dumps(result, indent=2) + '\n')
+    return return_code
+
+
+def _meminfo_kib(path: str, key: str) -> int:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(key + ':'):
+            return int(line.split()[1])
+    raise KeyError(f'{key} not in {path}')
+
+
+def _cap_cpu_memory(share: float = 0.8) -> float:
+    """CPU pilots: cap this process's address space at what it maps now plus ``share`` of the
+    memory available now, so a run too big for this machine fails here with an out-of-memory
+    error instead of the kernel's OOM killer taking some other process. The cap in GiB."""
+    import resource
+    limit = (_meminfo_kib('/proc/self/status', 'VmSize')
+             + share * _meminfo_kib('/proc/meminfo', 'MemAvailable')) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+    return limit / GIB
+
+
+def _device_name() -> str:
+    import torch
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f'CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)'
+
+
+def _device_memory_gib() -> Optional[float]:
+    import torch
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory / GIB
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f'{type(exc).__name__}: {exc}'.strip().splitlines()
+    return text[0] if len(text) == 1 else f'{text[0]} ...'
+
+
+def _plain(value):
+    """A config value as plain JSON (ConfigDict -> dict)."""
+    return json.loads(json.dumps(value, default=lambda v: v.to_dict() if hasattr(v, 'to_dict')
+                                 else str(v))) if value is not None else None
+
+
+def run_pilot(table: str, row: str, task: str, data_root: Path, iters: int, gpus: int,
+              cfg_options: Optional[dict] = None, work_root: Path = PILOT_WORK_DIR) -> dict:
+    """Pilot one run in a child process; its entry for the plan (measurements or the error)."""
+    work_dir = work_root / table / row / task
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    log, result_path = work_dir / 'pilot.log', work_dir / 'pilot.json'
+    command = [sys.executable, '-m', 'runs.commands.planner', table, row, task, str(data_root),
+               str(work_dir), str(iters), str(gpus), str(result_path),
+               json.dumps(cfg_options or {})]
+    start = time.monotonic()
+    with open(log, 'w') as out:
+        returncode = subprocess.run(command, cwd=REPO, env=python_env(), stdout=out,
+                                    stderr=subprocess.STDOUT).returncode
+    entry: dict[str, Any] = dict(status='failed')
+    if result_path.exists():
+        entry = json.loads(result_path.read_text())
+    if entry.get('status') != 'ok' and 'error' not in entry:
+        entry['error'] = f'pilot exited with code {returncode}: {_last_line(log)}'
+    entry.update(log=str(log), pilot_seconds=round(time.monotonic() - start, 1))
+    return entry
+
+
+def _last_line(path: Path) -> str:
+    lines = [l for l in path.read_text(errors='replace').splitlines() if l.strip()]
+    return lines[-1].strip() if lines else '(empty log)'
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], gpus: Sequence[int],
+               iters: int, gpu_mem: Optional[float], out: Path, data_dir: Path,
+               cfg_options: Optional[dict] = None, work_root: Path = PILOT_WORK_DIR) -> int:
+    """Pilot the runs, write plan.json and plan.md under ``out``; 1 if a pilot failed."""
+    device, device_mem = _device_name(), _device_memory_gib()
+    gpu_mem = gpu_mem or device_mem or CPU_GPU_MEM_GIB
+    runs = [(row, task) for row in rows for task in tasks]
+    entries: dict[str, dict] = {}
+    start = time.monotonic()
+    for i, (row, task) in enumerate(runs, 1):
+        name = f'{row}/{task}'
+        print(f'[{i}/{len(runs)}] {table.name}/{name}: pilot of {iters} iterations on {device}',
+              flush=True)
+        try:  # the data the pilot needs: its batch x iterations images, made once
+            cfg = full_config(table.name, row, task, data_dir, work_root, gpus[0], cfg_options)
+            make_pilot_data(data_dir, [task], pilot_train_images(cfg, iters))
+        except Exception as exc:
+            entries[name] = dict(status='failed', error=f'config: {_one_line(exc)}', log=None)
+        else:
+            entries[name] = run_pilot(table.name, row, task, data_dir, iters, gpus[0],
+                                      cfg_options, work_root)
+        entry = entries[name]
+        if entry['status'] == 'ok':
+            entry['schedules'] = {str(g): schedule_of(full_config(
+                table.name, row, task, data_dir, work_root, g, cfg_options), task) for g in gpus}
+        entry['flags'] = _flags(entry, gpu_mem)
+        # What the official run of this recipe measured, beside our estimate.
+        entry['official'] = official_anchor(table.base_configs[task])
+        if entry['status'] == 'ok':
+            print(f'  {entry["s_per_iter"]:.3f} s/iter (data {entry["data_s_per_iter"]:.3f}), '
+                  f'peak {entry["peak_mem_gib"]:.2f} GiB', flush=True)
+        else:
+            print(f'  FAILED: {entry["error"]} (log: {entry["log"]})', flush=True)
+    plan = dict(
+        table=table.name, created=dt.datetime.now().isoformat(timespec='seconds'),
+        host=socket.gethostname(), commit=git_commit(), device=device,
+        device_mem_gib=device_mem, gpu_mem_gib=gpu_mem, iters=iters, gpus=list(gpus),
+        data_dir=str(data_dir), cfg_options=cfg_options or {},
+        wall_seconds=round(time.monotonic() - start, 1),
+        train_set_sizes=TRAIN_SET_SIZES, assumptions=list(ASSUMPTIONS),
+        runs={name: dict(entry, estimates={str(g): estimate_at(entry, g) for g in gpus})
+              for name, entry in entries.items()},
+        totals={str(g): table_totals(entries, g) for g in gpus})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PLAN_JSON).write_text(json.dumps(plan, indent=2) + '\n')
+    markdown = render_markdown(plan)
+    (out / PLAN_MD).write_text(markdown)
+    print(markdown)
+    print(f'wrote {out / PLAN_JSON} and {out / PLAN_MD}')
+    failed = [n for n, e in entries.items() if e['status'] != 'ok']
+    for name in failed:
+        print(f'  failed: {table.name}/{name}: {entries[name]["error"]} '
+              f'(log: {entries[name]["log"]})')
+    return 1 if failed else 0
+
+
+def _flags(entry: dict, gpu_mem: float) -> list[str]:
+    if entry['status'] != 'ok':
+        return ['FAILED']
+    flags = []
+    if entry['peak_mem_gib'] > gpu_mem:
+        flags.append(f'memory {entry["peak_mem_gib"]:.1f} > {gpu_mem:.0f} GiB')
+    return flags
+
+
+def _hours(value: Optional[float]) -> str:
+    return '-' if value is None else f'{value:,.1f}'
+
+
+def render_markdown(plan: dict) -> str:
+    gpus = plan['gpus']
+    lines = [f'# Plan of {plan["table"]}: full-profile pilots', '',
+             f'Measured on **{plan["device"]}** ({plan["host"]}, commit {plan["commit"]}), '
+             f'{plan["iters"]} iterations per run, first excluded; {plan["created"]}. '
+             f'Memory checked against {plan["gpu_mem_gib"]:.0f} GiB.'
+             + (f' Config overrides: `{plan["cfg_options"]}`.' if plan.get('cfg_options') else ''),
+             '',
+             '| run | device | AMP | scan backend | s/iter | data s/iter | peak mem (GiB) | '
+             + ' | '.join(f'iters @{g} GPUs | GPU-h @{g}' for g in gpus)
+             + ' | official run: s/iter, GPUs, hours | flags |',
+             '|' + '---|' * (7 + 2 * len(gpus) + 2)]
+    for name, entry in plan['runs'].items():
+        ok = entry['status'] == 'ok'
+        cells = [name, entry.get('device', '-')]
+        if ok:
+            amp = 'on' if entry['amp'] else 'off'
+            if entry.get('amp_in_config') and not entry['amp']:
+                amp = 'off here (config: on; no AMP on CPU)'
+            cells += [amp, entry['scan_backend'],
+                      f'{entry["s_per_iter"]:.3f}', f'{entry["data_s_per_iter"]:.3f}',
+                      f'{entry["peak_mem_gib"]:.2f} ({entry["mem_kind"]})']
+            for g in gpus:
+                est = entry['estimates'][str(g)]
+                cells += [f'{est["total_iters"]:,}', _hours(est['gpu_hours'])]
+        else:
+            cells += ['-'] * (5 + 2 * len(gpus))
+        cells.append(anchor_text(entry.get('official')))
+        flags = list(entry['flags'])
+        if not ok:
+            flags = [f'FAILED: {entry["error"]} (log: {entry["log"]})']
+        cells.append('; '.join(flags) or '')
+        lines.append('| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |')
+    lines += ['', '| GPUs per run | table GPU-hours | wall hours in sequence | '
+              'wall hours in parallel (GPUs) | runs not estimated |', '|---|---|---|---|---|']
+    for g in gpus:
+        t = plan['totals'][str(g)]
+        lines.append(f'| {g} | {_hours(t["gpu_hours"])} | {_hours(t["wall_hours_sequence"])} | '
+                     f'{_hours(t["wall_hours_parallel"])} ({t["gpus_in_parallel"]}) | '
+                     f'{t["runs_not_estimated"]} |')
+    if any(e.get('official') for e in plan['runs'].values()):
+        lines += ['', 'Official run: what the official repository\'s published training log of '
+                  'the same recipe measured (`ablations/reference_catalog.py`): its median s/iter, its '
+                  'GPUs and its wall hours, validation included. A real anchor for our '
+                  'estimate: GPU-hours = hours x GPUs on that hardware.']
+    if plan['device_mem_gib'] is None:
+        lines += ['', 'Measured on a CPU: the "GPU-hours" are this CPU\'s hours per device (an '
+                  'upper bound at best); run the plan on a GPU machine for the real estimate.']
+    lines += ['', 'Assumptions:', ''] + [f'- {a}' for a in plan['assumptions']]
+    fidelity = {n: e['fidelity'] for n, e in plan['runs'].items() if e.get('fidelity')}
+    if fidelity:
+        lines += ['', 'Recipe fidelity as built: see `fidelity` per run in plan.json.']
+    return '\n'.join(lines) + '\n'
+
+
+def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None) -> dict[str, dict]:
+    """A written plan's runs, ``'<row>/<task>' -> entry``; {} when the table has no plan.
+
+    An entry has ``status`` ('ok' or 'failed'), ``device``, ``amp``, ``scan_backend``,
+    ``s_per_iter``, ``data_s_per_iter``, ``peak_mem_gib``, ``flags``, ``error``, ``log``,
+    ``schedule`` and ``estimates`` ({'<G>': {gpus, total_iters, wall_hours, gpu_hours}} for the
+    GPU counts planned); :func:`estimate_at` (entry, G) gives the same for any other G.
+    """
+    path = Path(reports_dir or REPO / 'reports') / table / PLAN_JSON
+    try:
+        return json.loads(path.read_text())['runs']
+    except (OSError, ValueError, KeyError, TypeError):  # no plan, or not one we can read
+        return {}
+
+
+def _pilot_main(argv: Sequence[str]) -> int:
+    """The child process of :func:`run_pilot`: ``python -m runs.commands.planner TABLE ROW TASK ...``."""
+    table, row, task, data_root, work_dir, iters, gpus, result, options = argv
+    return _pilot(table, row, task, Path(data_root), Path(work_dir), int(iters), int(gpus),
+                  Path(result), json.loads(options))
+
+
+if __name__ == '__main__':
+    sys.exit(_pilot_main(sys.argv[1:]))

@@ -1,0 +1,228 @@
+"""One run, start to end: the process both executors start for a run dir (the local executor as
+a child, SLURM from the run's batch script).
+
+    python -m runs.executors.job RUN_DIR
+
+It takes the run's lock (see ``rundir.RunLock``) and hands it to the training process it starts, so
+the lock is free only once both are gone; a second job for the same run finds it held, says who
+holds it and exits with :data:`EXIT_LOCKED` without touching the record. It then checks that the
+checkpoint the training will resume from is readable (falling back to the newest readable one, or
+restarting, and saying so), records the attempt in run.json, trains (the command the runner
+stored in the record), and records how it ended. A finished classification run links the
+checkpoint its row's det/seg runs start from (``rundir.HANDOVER``).
+
+Signals: SIGTERM/SIGINT stop the training and record ``interrupted``; SIGUSR1 (SLURM's warning
+before the time limit, ``--signal=B:USR1@...``) stops it and requeues the job, which resumes.
+The training is stopped with SIGTERM: it finishes its iteration and saves where it is
+(``engine.preemption``), so the rerun continues from the next sample.
+The training dies with this process (PR_SET_PDEATHSIG) if it is killed outright.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+from runs import rundir
+from runs.rundir import handover_checkpoint, now
+from runs.tracking.tracker_runs import end_tracker_runs
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another live process owns this run
+_PR_SET_PDEATHSIG = 1
+CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux); a preexec_fn."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the run lock still keeps reruns off
+        pass
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+def readable(path: Path) -> bool:
+    """Whether a torch checkpoint file is whole: a zip archive whose members all pass their CRC
+    (torch.save's format), read without unpickling anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """mmengine's epoch_N.pth / iter_N.pth in a run dir, newest (highest N) first."""
+    found = [(int(m.group(2)), p) for p in run_dir.iterdir()
+             if (m := CHECKPOINT.fullmatch(p.name)) and p.is_file()]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def repair_resume_point(run_dir: Path) -> Optional[str]:
+    """Make mmengine's ``last_checkpoint`` name a readable checkpoint. Returns a sentence saying
+    what was done when something was wrong, else None.
+
+    mmengine resumes from the file named in ``last_checkpoint``; a truncated one (a job killed
+    while saving, a full disk) would fail the same way on every rerun. Unreadable files are kept,
+    renamed ``*.unreadable``, never deleted.
+    """
+    for tmp in run_dir.glob('.*.tmp'):  # a save cut short (engine.atomic_checkpoint.atomic_write)
+        tmp.unlink(missing_ok=True)
+    marker = run_dir / 'last_checkpoint'
+    if not marker.exists():
+        return None
+    text = marker.read_text().strip()
+    named = Path(text) if text else run_dir / '(empty last_checkpoint)'
+    if named.is_file() and readable(named):
+        return None
+    why = 'missing' if not named.exists() else 'unreadable'
+    if named.is_file():
+        named.rename(named.with_name(named.name + '.unreadable'))
+    for candidate in checkpoints(run_dir):
+        if readable(candidate):
+            marker.write_text(str(candidate))
+            return f'last checkpoint {named.name} is {why}; resuming from {candidate.name} instead'
+        candidate.rename(candidate.with_name(candidate.name + '.unreadable'))
+    marker.rename(marker.with_name('last_checkpoint.unreadable'))
+    return f'last checkpoint {named.name} is {why} and no older one is readable; training restarts'
+
+
+def link_handover(run_dir: Path) -> Optional[Path]:
+    """Point ``final.pth`` at the checkpoint the row's det/seg runs start from (the recipe's
+    choice: ``rundir.handover_checkpoint``), as a relative link so the work dir can
+    move."""
+    target = handover_checkpoint(run_dir)
+    if target is None:
+        return None
+    link = run_dir / rundir.HANDOVER
+    tmp = run_dir / (rundir.HANDOVER + '.tmp')
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(target.resolve(), run_dir.resolve()))
+    os.replace(tmp, link)
+    return link
+
+
+# --- the job --------------------------------------------------------------------------------
+
+class _Stop(Exception):
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame) -> None:
+    raise _Stop(signum)
+
+
+def _stop_child(proc: subprocess.Popen, grace: float = 60.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_job(run_dir: Path) -> int:
+    run_dir = run_dir.resolve()
+    record = rundir.read_record(run_dir)
+    if record is None or not record.get('command'):
+        print(f'job: {run_dir} has no run record with a command; the runner writes it',
+              file=sys.stderr)
+        return 2
+    lock = rundir.RunLock(run_dir)
+    if not lock.acquire():
+        print(f'job: a live training of {run_dir} is running (pid/host '
+              f'{rundir.lock_holder(run_dir)}); not starting a second one', file=sys.stderr)
+        return EXIT_LOCKED
+    console = run_dir / rundir.CONSOLE
+    failure_note = run_dir / rundir.FAILURE_NOTE
+    failure_note.unlink(missing_ok=True)
+    note = repair_resume_point(run_dir)
+    slurm_job = os.environ.get('SLURM_JOB_ID')
+    attempt = int(record.get('attempts') or 0) + 1
+    command = [str(c) for c in record['command']]
+    rundir.write_record(run_dir, status='running', returncode=None, started=now(), ended=None,
+                      host=socket.gethostname(), pid=os.getpid(), attempts=attempt,
+                      slurm_job_id=slurm_job or record.get('slurm_job_id'), error=None,
+                      failure=None,
+                      resume_note=note)
+    env = dict(os.environ, SUITE_RUN_LOCK_FD=str(lock.file.fileno()))
+    handlers = {s: signal.signal(s, _raise_stop)
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    proc = None
+    with open(console, 'a') as log:
+        log.write(f'\n=== {now()} attempt {attempt} on {socket.gethostname()}'
+                  f'{f" (SLURM job {slurm_job})" if slurm_job else ""}: {shlex.join(command)}\n')
+        if note:
+            log.write(f'=== {note}\n')
+            print(f'job: {note}', flush=True)
+        log.flush()
+        try:
+            proc = subprocess.Popen(command, cwd=record.get('cwd') or None, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, pass_fds=(lock.file.fileno(),),
+                                    preexec_fn=die_with_parent)
+            rundir.write_record(run_dir, child_pid=proc.pid)
+            returncode = proc.wait()
+        except _Stop as stop:
+            if proc is not None:
+                _stop_child(proc)
+            name = signal.Signals(stop.signum).name
+            log.write(f'=== {now()} stopped by {name}\n')
+            log.flush()  # (after a USR1, SLURM's SIGTERM ends this process unflushed)
+            if stop.signum == signal.SIGUSR1 and slurm_job:
+                # Near the time limit: leave the job to SLURM's requeue; the next start resumes.
+                rundir.write_record(run_dir, status='queued', ended=now(),
+                                  error=f'requeued before the time limit ({name})')
+                end_tracker_runs(record, 'interrupted')  # until the requeued attempt resumes
+                lock.release()
+                # Exiting first would end the job COMPLETED (and start its dependants): ask for
+                # the requeue, then wait for SLURM's SIGTERM to end this attempt.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                subprocess.run(['scontrol', 'requeue', slurm_job], check=False)
+                time.sleep(600)
+                return 1
+            rundir.write_record(run_dir, status='interrupted', ended=now(),
+                              returncode=proc.returncode if proc else None,
+                              error=f'stopped by {name}')
+            end_tracker_runs(record, 'interrupted')
+            return 128 + stop.signum
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+    if returncode == EXIT_LOCKED:  # the training found another live holder (started by hand)
+        return EXIT_LOCKED
+    if returncode == 0:
+        link = link_handover(run_dir) if record.get('task') == 'cls' else None
+        rundir.write_record(run_dir, status='finished', returncode=0, ended=now(),
+                          handover=str(link) if link else None)
+    else:
+        # The training's own reason when it gave one (a NaN loss, a full disk: engine.hardening).
+        reason = failure_note.read_text().strip() if failure_note.is_file() else ''
+        rundir.write_record(run_dir, status='failed', returncode=returncode, ended=now(),
+                          failure=reason or None,
+                          error=reason or f'training exited with {returncode}; see {console}')
+        end_tracker_runs(record, 'failed')
+    return 0 if returncode == 0 else 1
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print('usage: python -m runs.executors.job RUN_DIR', file=sys.stderr)
+        return 2
+    return run_job(Path(argv[0]))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
