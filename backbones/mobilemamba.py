@@ -574,12 +574,43 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
         super().__init__(init_cfg=init_cfg)
         if stages not in (3, 4):
             raise ValueError(f'stages={stages!r} is not one of (3, 4)')
+        arch = self._arch_dict(arch)
+        self.arch_settings = dict(
+            widths=self._per_stage('widths', arch['widths'], stages, lambda v: v[0] // 2),
+            depths=self._per_stage('depths', arch['depths'], stages, lambda v: 1),
+            global_ratio=self._per_stage('global_ratio', global_ratio, stages, lambda v: v[0]),
+            local_ratio=self._per_stage('local_ratio', local_ratio, stages, lambda v: v[0]),
+            kernels=self._per_stage('kernels', kernels, stages, lambda v: v[0]))
+        mrffi_cfgs = self._mrffi_cfgs(mrffi_cfg, stages)
+        if drop_path_rate is None:
+            drop_path_rate = arch.get('drop_path_rate', 0.0)
+        self.num_stages = stages
+        self.embed_dims = self.arch_settings['widths']
+        self.mrffi_cfgs = mrffi_cfgs
+        self.out_indices = self._out_indices(out_indices, stages)
+        if not -1 <= frozen_stages <= stages:
+            raise ValueError(f'frozen_stages={frozen_stages!r} is not valid: expected -1 '
+                             f'(nothing), 0 (stem) ... {stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        self.patch_embed = self._stem(in_channels, self.embed_dims[0], stages)
+        self._add_stages(drop_path_rate)
+        self.fused = False
+        self._freeze_stages()
+
+    # ---- construction helpers ------------------------------------------------------------------
+    @classmethod
+    def _arch_dict(cls, arch: Union[str, dict]) -> dict:
+        """The variant's settings: a name from :attr:`arch_zoo` or a dict, checked before any
+        layer is built so that a typo fails with the valid choices."""
         if isinstance(arch, str):
-            if arch.upper() not in self.arch_zoo:
-                raise ValueError(f'arch={arch!r} is not one of {tuple(self.arch_zoo)} '
+            if arch.upper() not in cls.arch_zoo:
+                raise ValueError(f'arch={arch!r} is not one of {tuple(cls.arch_zoo)} '
                                  f'(or a dict with widths and depths)')
-            arch = self.arch_zoo[arch.upper()]
-        elif isinstance(arch, dict):
+            return cls.arch_zoo[arch.upper()]
+        if isinstance(arch, dict):
             missing = {'widths', 'depths'} - set(arch)
             if missing:
                 raise ValueError(f'arch dict {arch!r} lacks {sorted(missing)}')
@@ -587,23 +618,13 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
             if unknown:
                 raise ValueError(f'arch dict keys {sorted(unknown)} are not valid; valid keys: '
                                  f"['depths', 'drop_path_rate', 'widths']")
-        else:
-            raise ValueError(f'arch={arch!r} is neither a variant name nor a dict')
+            return arch
+        raise ValueError(f'arch={arch!r} is neither a variant name nor a dict')
 
-        widths = self._per_stage('widths', arch['widths'], stages, lambda v: v[0] // 2)
-        depths = self._per_stage('depths', arch['depths'], stages, lambda v: 1)
-        g_ratio = self._per_stage('global_ratio', global_ratio, stages, lambda v: v[0])
-        l_ratio = self._per_stage('local_ratio', local_ratio, stages, lambda v: v[0])
-        kernels = self._per_stage('kernels', kernels, stages, lambda v: v[0])
-        mrffi_cfgs = self._mrffi_cfgs(mrffi_cfg, stages)
-        if drop_path_rate is None:
-            drop_path_rate = arch.get('drop_path_rate', 0.0)
-
-        self.arch_settings = dict(widths=widths, depths=depths, global_ratio=g_ratio,
-                                  local_ratio=l_ratio, kernels=kernels)
-        self.num_stages = stages
-        self.embed_dims = widths
-        self.mrffi_cfgs = mrffi_cfgs
+    @staticmethod
+    def _out_indices(out_indices: Union[int, Sequence[int], None], stages: int) -> tuple:
+        """Stage indices in ``range(stages)``: mmdet/mmseg configs pass an int, negative
+        indices or nothing, and ``forward`` compares plain indices."""
         if out_indices is None:
             out_indices = tuple(range(stages))
         if isinstance(out_indices, int):
@@ -614,40 +635,40 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
                 raise ValueError(f'out_indices entry {i!r} is out of range for {stages} stages '
                                  f'(valid: {tuple(range(stages))} or negative indices)')
             normalized.append(i % stages)
-        self.out_indices = tuple(normalized)
-        if not -1 <= frozen_stages <= stages:
-            raise ValueError(f'frozen_stages={frozen_stages!r} is not valid: expected -1 '
-                             f'(nothing), 0 (stem) ... {stages}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        return tuple(normalized)
 
-        # Stem: 3x3 s2 convs; four (x16) for the official 3-stage model, two (x4) for stages=4.
-        c0 = widths[0]
-        chans = [in_channels, c0 // 8, c0 // 4, c0 // 2, c0] if stages == 3 else \
-            [in_channels, c0 // 2, c0]
+    @staticmethod
+    def _stem(in_channels: int, width: int, stages: int) -> nn.Sequential:
+        """3x3 s2 convs; four (x16) for the official 3-stage model, two (x4) for stages=4, so
+        that the first stage starts at the stride the layout needs."""
+        chans = [in_channels, width // 8, width // 4, width // 2, width] if stages == 3 else \
+            [in_channels, width // 2, width]
         stem = []
         for i in range(len(chans) - 1):
             if i:
                 stem.append(nn.ReLU())
             stem.append(ConvBN(chans[i], chans[i + 1], 3, 2, 1))
-        self.patch_embed = nn.Sequential(*stem)
+        return nn.Sequential(*stem)
 
+    def _add_stages(self, drop_path_rate: float) -> None:
+        """``blocks1`` ... ``blocksN`` under the official checkpoint's names, with stochastic
+        depth rising linearly over all blocks."""
+        settings = self.arch_settings
+        widths, depths = settings['widths'], settings['depths']
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        for i in range(stages):
+        for i in range(self.num_stages):
             layers = []
             if i:
                 # Official layout: downsampling sits at the head of the next stage (blocksN.0-2).
                 layers += [_conv_ffn(widths[i - 1]), PatchMerging(widths[i - 1], widths[i]),
                            _conv_ffn(widths[i])]
             start = sum(depths[:i])
-            layers += [MobileMambaBlock(widths[i], g_ratio[i], l_ratio[i], kernels[i],
-                                        dpr[start + j], mrffi_cfgs[i]) for j in range(depths[i])]
+            layers += [MobileMambaBlock(widths[i], settings['global_ratio'][i],
+                                        settings['local_ratio'][i], settings['kernels'][i],
+                                        dpr[start + j], self.mrffi_cfgs[i])
+                       for j in range(depths[i])]
             self.add_module(f'blocks{i + 1}', nn.Sequential(*layers))
-        self.fused = False
-        self._freeze_stages()
 
-    # ---- construction helpers ------------------------------------------------------------------
     @staticmethod
     def _per_stage(name: str, value, stages: int, derive) -> tuple:
         value = tuple(value)

@@ -216,9 +216,8 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
               pick: str = 'last', profile: str = 'unknown') -> SeedRun:
     """Records (one per metric of ``task``) for one seed folder."""
     metrics = table.metrics_of(task)
-    log_keys = tuple(METRICS[m].log_key for m in metrics)
     warnings: list[str] = []
-    base = dict(row=row, task=task, seed=seed, pick=pick, profile='unknown', run_status=None,
+    base = dict(row=row, task=task, seed=seed, pick=pick, profile=profile, run_status=None,
                 started=None, commit=None, data_root=None, value=math.nan, log_path=None,
                 log_line=None, step=None, timestamp=None)
     folders = sorted(p for p in seed_dir.iterdir() if p.is_dir() and TIMESTAMP.fullmatch(p.name))
@@ -228,52 +227,81 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
         return SeedRun([dict(base, metric=m, status=status, detail=detail) for m in metrics],
                        warnings)
 
-    run_file = seed_dir / rundir.RECORD
-    base['profile'] = profile
     try:
         run = rundir.read_record(seed_dir)
     except rundir.RecordError as err:
         warnings.append(f'{where}: run.json unreadable ({err})')
-        return every_metric('corrupt', show_path(run_file))
-    if run is not None:
-        if pick == 'paper':
-            pick = reported_pick(run)
-            base['pick'] = pick
-        state = rundir.run_state(run, seed_dir)
-        if state == 'finished' and run.get('config_hash'):
-            from runs.rundir.identity import stale_reason
-            stale = stale_reason(rundir.RunKey.train(table.name, profile, row, task, seed),
-                                 seed_dir, run)
-            if stale:
-                state = 'stale'
-                warnings.append(f'{where}: stale, {stale}; not reported as current (rerun it '
-                                'with --rerun-stale)')
-                base.update(run_status=state)
-                return every_metric('stale', stale)
-        elif state == 'finished':
-            warnings.append(UNHASHED)
-        base.update(run_status=state, commit=run.get('commit'), data_root=run.get('data_root'))
-        for key, expected in (('table', table.name), ('row', row), ('task', task),
-                              ('seed', seed), ('profile', profile)):
-            if key in run and run[key] != expected:
-                warnings.append(f'{where}: run.json says {key}={run[key]!r}, the folder says '
-                                f'{expected!r}; the folder is used')
-    else:
+        return every_metric('corrupt', show_path(seed_dir / rundir.RECORD))
+    if pick == 'paper':  # the recipe's choice; no record, no recipe: the final evaluation
+        pick = base['pick'] = reported_pick(run) if run is not None else 'last'
+    if run is None:
         warnings.append(f'{where}: no run.json; profile unknown, status read from the logs')
         state = 'finished'
-    if pick == 'paper':  # no record, no recipe: the final evaluation
-        pick = base['pick'] = 'last'
+    else:
+        key = rundir.RunKey.train(table.name, profile, row, task, seed)
+        state, stale = _recorded_state(run, seed_dir, key, where, warnings)
+        base['run_status'] = state
+        if stale:
+            return every_metric('stale', stale)
+        base.update(commit=run.get('commit'), data_root=run.get('data_root'))
+        _warn_misfiled(run, dict(table=table.name, row=row, task=task, seed=seed,
+                                 profile=profile), where, warnings)
     started = _started(run, folders)
     base['started'] = datetime.fromtimestamp(started).isoformat(timespec='seconds') \
         if started is not None else None
-
     if state != 'finished':
-        detail = _text_log(run, seed_dir, folders)
-        if state == 'failed' and run and run.get('failure'):  # the training's own reason
-            detail = f'{run["failure"]}, see {detail}'
+        detail = _unfinished_detail(state, run, seed_dir, folders)
         warnings.append(f'{where}: {state} ({detail})')
         return every_metric(state, detail if state == 'failed' else '')
+    chosen, partial = _newest_log(folders, tuple(METRICS[m].log_key for m in metrics), warnings)
+    unusable = _unusable_log(chosen, partial, where, warnings)
+    if unusable:
+        return every_metric(*unusable)
+    base['timestamp'] = chosen.path.name
+    return SeedRun([_metric_record(base, chosen, metric, pick, where, warnings)
+                    for metric in metrics], warnings)
 
+
+def _recorded_state(run: dict, seed_dir: Path, key: rundir.RunKey, where: str,
+                    warnings: list[str]) -> tuple[str, Optional[str]]:
+    """The run's state by its record, and the reason when it is stale: a finished run whose
+    configs changed since is not today's result, so it must not be reported as current."""
+    state = rundir.run_state(run, seed_dir)
+    if state == 'finished' and run.get('config_hash'):
+        from runs.rundir.identity import stale_reason
+        stale = stale_reason(key, seed_dir, run)
+        if stale:
+            warnings.append(f'{where}: stale, {stale}; not reported as current (rerun it '
+                            'with --rerun-stale)')
+            return 'stale', stale
+    elif state == 'finished':
+        warnings.append(UNHASHED)
+    return state, None
+
+
+def _warn_misfiled(run: dict, expected: dict, where: str, warnings: list[str]) -> None:
+    """Flag a record that disagrees with the folder it sits in: the folder is what the table
+    reads, so a copied or moved record must not go unnoticed."""
+    for key, value in expected.items():
+        if key in run and run[key] != value:
+            warnings.append(f'{where}: run.json says {key}={run[key]!r}, the folder says '
+                            f'{value!r}; the folder is used')
+
+
+def _unfinished_detail(state: str, run: Optional[dict], seed_dir: Path,
+                       folders: list[Path]) -> str:
+    """Where a reader finds out why there is no result yet: the log to open, led by the
+    training's own reason when it failed with one."""
+    detail = _text_log(run, seed_dir, folders)
+    if state == 'failed' and run and run.get('failure'):
+        detail = f'{run["failure"]}, see {detail}'
+    return detail
+
+
+def _newest_log(folders: list[Path], log_keys: tuple[str, ...], warnings: list[str]
+                ) -> tuple[Optional[FolderLog], list[FolderLog]]:
+    """The newest folder log with an evaluation or damage, and the newer partial ones passed
+    over: a session cut short before evaluating leaves the older result standing."""
     chosen: Optional[FolderLog] = None
     skipped: list[FolderLog] = []
     for folder in reversed(folders):  # newest first
@@ -282,54 +310,70 @@ def read_seed(seed_dir: Path, table: AblationTable, row: str, task: str, seed: i
             chosen = log
             break
         skipped.append(log)
-    for log in skipped:
-        if log.kind == 'partial' and chosen is not None:
+    partial = [log for log in skipped if log.kind == 'partial']
+    if chosen is not None:
+        for log in partial:
             warnings.append(f'{show_path(log.path)}: no evaluation (partial); an older folder '
                             f'{chosen.path.name} is used')
+    return chosen, partial
+
+
+def _unusable_log(chosen: Optional[FolderLog], partial: list[FolderLog], where: str,
+                  warnings: list[str]) -> Optional[tuple[str, str]]:
+    """(status, detail) for every metric when no value may be read from the logs; None when
+    the chosen log can be read."""
     if chosen is None:
-        partial = [log for log in skipped if log.kind == 'partial']
         if partial:
             detail = show_path(partial[0].scalars)
             warnings.append(f'{where}: partial, no evaluation in {detail}')
-            return every_metric('partial', detail)
+            return 'partial', detail
         warnings.append(f'{where}: missing, no mmengine log folder with a scalars.json or a '
                         'test JSON')
-        return every_metric('missing', '')
+        return 'missing', ''
     if chosen.kind == 'corrupt':
         # The newest log with content is damaged: an older folder would be a different (earlier)
         # result, so nothing is reported rather than something silently stale.
         warnings.append(f'{where}: corrupt lines in the newest log: '
                         + '; '.join(f'{at} ({why})' for at, why in chosen.corrupt))
-        return every_metric('corrupt', chosen.corrupt[0][0])
+        return 'corrupt', chosen.corrupt[0][0]
+    return None
 
-    base['timestamp'] = chosen.path.name
-    records = []
-    for metric, key in zip(metrics, log_keys):
-        record = dict(base, metric=metric, status='ok', detail='')
-        found = [e for e in chosen.evaluations if key in e.values]
-        if not found:
-            where_log = show_path(chosen.evaluations[-1].file)
-            warnings.append(f'{where}: no {key} in {where_log}')
-            records.append(dict(record, status='missing', detail=where_log))
-            continue
-        finite = [e for e in found if math.isfinite(e.values[key])]
-        if pick == 'best' and finite:
-            # All the paper's metrics are higher-is-better; ties go to the earliest evaluation.
-            evaluation = max(finite, key=lambda e: e.values[key])
-            if len(finite) < len(found):
-                warnings.append(f'{where}: {key} was not finite in some evaluations; best of '
-                                'the finite ones')
-        else:
-            evaluation = found[-1]
-        raw = evaluation.values[key]
-        record.update(log_path=show_path(evaluation.file), log_line=evaluation.line,
-                      step=evaluation.step, value=raw * METRICS[metric].scale)
-        if not math.isfinite(raw):
-            record.update(status='nan', detail=f'{record["log_path"]}:{evaluation.line}',
-                          value=math.nan)
-            warnings.append(f'{where}: {key} is {raw} at {record["detail"]}')
-        records.append(record)
-    return SeedRun(records, warnings)
+
+def _metric_record(base: dict, log: FolderLog, metric: str, pick: str, where: str,
+                   warnings: list[str]) -> dict:
+    """One metric's record from the chosen log: the picked value with the line it comes from,
+    or why there is none."""
+    key = METRICS[metric].log_key
+    record = dict(base, metric=metric, status='ok', detail='')
+    found = [e for e in log.evaluations if key in e.values]
+    if not found:
+        where_log = show_path(log.evaluations[-1].file)
+        warnings.append(f'{where}: no {key} in {where_log}')
+        return dict(record, status='missing', detail=where_log)
+    evaluation = _picked_evaluation(found, key, pick, where, warnings)
+    raw = evaluation.values[key]
+    record.update(log_path=show_path(evaluation.file), log_line=evaluation.line,
+                  step=evaluation.step, value=raw * METRICS[metric].scale)
+    if not math.isfinite(raw):
+        record.update(status='nan', detail=f'{record["log_path"]}:{evaluation.line}',
+                      value=math.nan)
+        warnings.append(f'{where}: {key} is {raw} at {record["detail"]}')
+    return record
+
+
+def _picked_evaluation(found: list[Evaluation], key: str, pick: str, where: str,
+                       warnings: list[str]) -> Evaluation:
+    """The evaluation ``pick`` reports: a NaN is never the best, but it is the last when the
+    run ended on one."""
+    finite = [e for e in found if math.isfinite(e.values[key])]
+    if pick == 'best' and finite:
+        # All the paper's metrics are higher-is-better; ties go to the earliest evaluation.
+        evaluation = max(finite, key=lambda e: e.values[key])
+        if len(finite) < len(found):
+            warnings.append(f'{where}: {key} was not finite in some evaluations; best of '
+                            'the finite ones')
+        return evaluation
+    return found[-1]
 
 
 def collect(work_dir: Path, table: AblationTable, pick: str = 'last'

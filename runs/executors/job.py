@@ -29,8 +29,9 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TextIO
 
 from runs import rundir
 from runs.rundir import handover_checkpoint, now
@@ -133,7 +134,100 @@ def _stop_child(proc: subprocess.Popen, grace: float = 60.0) -> None:
             proc.wait()
 
 
+@dataclass
+class _Attempt:
+    """This start of a run, as the record counts it and the console log heads it."""
+    number: int
+    command: list[str]
+    slurm_job: Optional[str]
+    resume_note: Optional[str]  # what repair_resume_point had to fix, if anything
+
+
+def _start_attempt(run_dir: Path, record: dict) -> _Attempt:
+    """Record a new attempt as running, after clearing what a previous attempt left that would
+    mislead this one: its failure note and an unreadable resume point."""
+    (run_dir / rundir.FAILURE_NOTE).unlink(missing_ok=True)
+    note = repair_resume_point(run_dir)
+    slurm_job = os.environ.get('SLURM_JOB_ID')
+    attempt = _Attempt(int(record.get('attempts') or 0) + 1,
+                       [str(c) for c in record['command']], slurm_job, note)
+    rundir.write_record(run_dir, status='running', returncode=None, started=now(), ended=None,
+                        host=socket.gethostname(), pid=os.getpid(), attempts=attempt.number,
+                        slurm_job_id=slurm_job or record.get('slurm_job_id'), error=None,
+                        failure=None, resume_note=note)
+    return attempt
+
+
+def _log_attempt(log: TextIO, attempt: _Attempt) -> None:
+    """Head the attempt's output in the console log, which gathers every attempt of the run."""
+    log.write(f'\n=== {now()} attempt {attempt.number} on {socket.gethostname()}'
+              f'{f" (SLURM job {attempt.slurm_job})" if attempt.slurm_job else ""}: '
+              f'{shlex.join(attempt.command)}\n')
+    if attempt.resume_note:
+        log.write(f'=== {attempt.resume_note}\n')
+        print(f'job: {attempt.resume_note}', flush=True)
+    log.flush()
+
+
+def _stop_training(proc: Optional[subprocess.Popen], signum: int, log: TextIO) -> str:
+    """Stop the training so that it saves where it is, and say so in the console log; the
+    signal's name."""
+    if proc is not None:
+        _stop_child(proc)
+    name = signal.Signals(signum).name
+    log.write(f'=== {now()} stopped by {name}\n')
+    log.flush()  # (after a USR1, SLURM's SIGTERM ends this process unflushed)
+    return name
+
+
+def _record_interrupted(run_dir: Path, record: dict, proc: Optional[subprocess.Popen],
+                        signum: int, name: str) -> int:
+    """Record a stopped run as interrupted, which its rerun resumes; the exit status of a
+    process killed by ``signum``."""
+    rundir.write_record(run_dir, status='interrupted', ended=now(),
+                        returncode=proc.returncode if proc else None,
+                        error=f'stopped by {name}')
+    end_tracker_runs(record, 'interrupted')
+    return 128 + signum
+
+
+def _requeue(run_dir: Path, record: dict, lock: rundir.RunLock, slurm_job: str,
+             name: str) -> int:
+    """Near the time limit: leave the job to SLURM's requeue; the next start resumes."""
+    rundir.write_record(run_dir, status='queued', ended=now(),
+                        error=f'requeued before the time limit ({name})')
+    end_tracker_runs(record, 'interrupted')  # until the requeued attempt resumes
+    lock.release()
+    # Exiting first would end the job COMPLETED (and start its dependants): ask for
+    # the requeue, then wait for SLURM's SIGTERM to end this attempt.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    subprocess.run(['scontrol', 'requeue', slurm_job], check=False)
+    time.sleep(600)
+    return 1
+
+
+def _record_end(run_dir: Path, record: dict, returncode: int) -> int:
+    """Record how the training ended, handing a finished cls run's checkpoint over to its
+    row's det/seg runs; the exit status."""
+    if returncode == EXIT_LOCKED:  # the training found another live holder (started by hand)
+        return EXIT_LOCKED
+    if returncode == 0:
+        link = link_handover(run_dir) if record.get('task') == 'cls' else None
+        rundir.write_record(run_dir, status='finished', returncode=0, ended=now(),
+                            handover=str(link) if link else None)
+    else:
+        # The training's own reason when it gave one (a NaN loss, a full disk: engine.hardening).
+        failure_note, console = run_dir / rundir.FAILURE_NOTE, run_dir / rundir.CONSOLE
+        reason = failure_note.read_text().strip() if failure_note.is_file() else ''
+        rundir.write_record(run_dir, status='failed', returncode=returncode, ended=now(),
+                            failure=reason or None,
+                            error=reason or f'training exited with {returncode}; see {console}')
+        end_tracker_runs(record, 'failed')
+    return 0 if returncode == 0 else 1
+
+
 def run_job(run_dir: Path) -> int:
+    """One attempt of the run in ``run_dir``, start to end; the exit status for the executor."""
     run_dir = run_dir.resolve()
     record = rundir.read_record(run_dir)
     if record is None or not record.get('command'):
@@ -145,75 +239,28 @@ def run_job(run_dir: Path) -> int:
         print(f'job: a live training of {run_dir} is running (pid/host '
               f'{rundir.lock_holder(run_dir)}); not starting a second one', file=sys.stderr)
         return EXIT_LOCKED
-    console = run_dir / rundir.CONSOLE
-    failure_note = run_dir / rundir.FAILURE_NOTE
-    failure_note.unlink(missing_ok=True)
-    note = repair_resume_point(run_dir)
-    slurm_job = os.environ.get('SLURM_JOB_ID')
-    attempt = int(record.get('attempts') or 0) + 1
-    command = [str(c) for c in record['command']]
-    rundir.write_record(run_dir, status='running', returncode=None, started=now(), ended=None,
-                      host=socket.gethostname(), pid=os.getpid(), attempts=attempt,
-                      slurm_job_id=slurm_job or record.get('slurm_job_id'), error=None,
-                      failure=None,
-                      resume_note=note)
+    attempt = _start_attempt(run_dir, record)
     env = dict(os.environ, SUITE_RUN_LOCK_FD=str(lock.file.fileno()))
     handlers = {s: signal.signal(s, _raise_stop)
                 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
     proc = None
-    with open(console, 'a') as log:
-        log.write(f'\n=== {now()} attempt {attempt} on {socket.gethostname()}'
-                  f'{f" (SLURM job {slurm_job})" if slurm_job else ""}: {shlex.join(command)}\n')
-        if note:
-            log.write(f'=== {note}\n')
-            print(f'job: {note}', flush=True)
-        log.flush()
+    with open(run_dir / rundir.CONSOLE, 'a') as log:
+        _log_attempt(log, attempt)
         try:
-            proc = subprocess.Popen(command, cwd=record.get('cwd') or None, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, pass_fds=(lock.file.fileno(),),
-                                    preexec_fn=die_with_parent)
+            proc = subprocess.Popen(attempt.command, cwd=record.get('cwd') or None, env=env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    pass_fds=(lock.file.fileno(),), preexec_fn=die_with_parent)
             rundir.write_record(run_dir, child_pid=proc.pid)
             returncode = proc.wait()
         except _Stop as stop:
-            if proc is not None:
-                _stop_child(proc)
-            name = signal.Signals(stop.signum).name
-            log.write(f'=== {now()} stopped by {name}\n')
-            log.flush()  # (after a USR1, SLURM's SIGTERM ends this process unflushed)
-            if stop.signum == signal.SIGUSR1 and slurm_job:
-                # Near the time limit: leave the job to SLURM's requeue; the next start resumes.
-                rundir.write_record(run_dir, status='queued', ended=now(),
-                                  error=f'requeued before the time limit ({name})')
-                end_tracker_runs(record, 'interrupted')  # until the requeued attempt resumes
-                lock.release()
-                # Exiting first would end the job COMPLETED (and start its dependants): ask for
-                # the requeue, then wait for SLURM's SIGTERM to end this attempt.
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                subprocess.run(['scontrol', 'requeue', slurm_job], check=False)
-                time.sleep(600)
-                return 1
-            rundir.write_record(run_dir, status='interrupted', ended=now(),
-                              returncode=proc.returncode if proc else None,
-                              error=f'stopped by {name}')
-            end_tracker_runs(record, 'interrupted')
-            return 128 + stop.signum
+            name = _stop_training(proc, stop.signum, log)
+            if stop.signum == signal.SIGUSR1 and attempt.slurm_job:
+                return _requeue(run_dir, record, lock, attempt.slurm_job, name)
+            return _record_interrupted(run_dir, record, proc, stop.signum, name)
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
-    if returncode == EXIT_LOCKED:  # the training found another live holder (started by hand)
-        return EXIT_LOCKED
-    if returncode == 0:
-        link = link_handover(run_dir) if record.get('task') == 'cls' else None
-        rundir.write_record(run_dir, status='finished', returncode=0, ended=now(),
-                          handover=str(link) if link else None)
-    else:
-        # The training's own reason when it gave one (a NaN loss, a full disk: engine.hardening).
-        reason = failure_note.read_text().strip() if failure_note.is_file() else ''
-        rundir.write_record(run_dir, status='failed', returncode=returncode, ended=now(),
-                          failure=reason or None,
-                          error=reason or f'training exited with {returncode}; see {console}')
-        end_tracker_runs(record, 'failed')
-    return 0 if returncode == 0 else 1
+    return _record_end(run_dir, record, returncode)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

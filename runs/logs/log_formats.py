@@ -156,87 +156,119 @@ def _config_int(block: list[str], key: str) -> Optional[int]:
     return None
 
 
-def parse_mmengine(text: str, path: str = '') -> RunLog:
-    """An mmengine text log (one or more sessions) as a :class:`RunLog`."""
-    log = RunLog(path, 'mmengine')
-    lines = text.splitlines()
-    train: list[TrainPoint] = []
-    evals: list[Evaluation] = []
-    sessions: list[list[dt.datetime]] = []
-    gpus: list[int] = []
-    resumed: list[int] = []
-    gpu_model = None
+@dataclass
+class _MmengineScan:
+    """What the lines of an mmengine text log have told so far: one pass reads every kind of
+    line, and the run's metadata is worked out from it once the pass is over."""
+    meta: dict
+    train: list[TrainPoint] = field(default_factory=list)
+    evals: list[Evaluation] = field(default_factory=list)
+    sessions: list[list[dt.datetime]] = field(default_factory=list)
+    gpus: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)
+    gpu_model: Optional[str] = None
     last_iter: Optional[int] = None
-    worked = False  # the current session has logged training or evaluation
-    for number, raw in enumerate(lines, start=1):
-        stamped = _MM_STAMP.match(raw)
-        if stamped is None:
-            match = _GPU_NUMBER.match(raw)
-            if match:
-                gpus.append(int(match.group(1)))
-            match = _GPU_MODEL.match(raw)
-            if match and gpu_model is None:
-                gpu_model = match.group(1)
-            continue
-        when = dt.datetime.strptime(stamped.group(1), '%Y/%m/%d %H:%M:%S')
-        body = stamped.group(3)
+    worked: bool = False  # the current session has logged training or evaluation
+
+    def header_line(self, raw: str) -> None:
+        """An unstamped line: only the environment header's GPU lines matter."""
+        match = _GPU_NUMBER.match(raw)
+        if match:
+            self.gpus.append(int(match.group(1)))
+        match = _GPU_MODEL.match(raw)
+        if match and self.gpu_model is None:
+            self.gpu_model = match.group(1)
+
+    def stamped_line(self, when: dt.datetime, body: str, number: int) -> None:
+        """A stamped line: it times its session, and may be a resume, a training or an
+        evaluation line."""
         # Every session (a start or a resume) dumps its config once, after its environment
         # header: a new "Config:" after training or evaluation lines opens the next session.
-        if not sessions or body.startswith('Config:') and worked:
-            sessions.append([])
-            worked = False
-        sessions[-1].append(when)
+        if not self.sessions or body.startswith('Config:') and self.worked:
+            self.sessions.append([])
+            self.worked = False
+        self.sessions[-1].append(when)
         match = _RESUMED.search(body)
         if match:
-            resumed.append(int(match.group(2)))
-            continue
+            self.resumed.append(int(match.group(2)))
+        elif not self._train_line(body, number):
+            self._eval_line(body, number)
+
+    def _train_line(self, body: str, number: int) -> bool:
+        """Keep a training line's point; False when ``body`` is none. An epoch-based line's
+        ``[e][i/N]`` becomes iterations done, the count both kinds of loop share."""
         match = _EPOCH_TRAIN.match(body)
         if match:
             epoch, i, per_epoch = (int(x) for x in match.group(1, 2, 3))
             point = _train_point((epoch - 1) * per_epoch + i, match.group(4), number)
             point.epoch = epoch - 1 + i / per_epoch
-            log.meta['iters_per_epoch'] = per_epoch
-            train.append(point)
-            last_iter = point.iter
-            worked = True
-            continue
-        match = _ITER_TRAIN.match(body)
-        if match:
+            self.meta['iters_per_epoch'] = per_epoch
+        else:
+            match = _ITER_TRAIN.match(body)
+            if match is None:
+                return False
             point = _train_point(int(match.group(1)), match.group(3), number)
-            log.meta['max_iters'] = int(match.group(2))
-            train.append(point)
-            last_iter = point.iter
-            worked = True
-            continue
+            self.meta['max_iters'] = int(match.group(2))
+        self.train.append(point)
+        self.last_iter = point.iter
+        self.worked = True
+        return True
+
+    def _eval_line(self, body: str, number: int) -> None:
+        """Keep an evaluation from its final line, the one with the metrics (the lines before
+        it only show progress)."""
         match = _EVAL.match(body)
-        if match:
-            loop, mode, epoch, done, total, rest = match.groups()
-            metrics = {k: _number(v) for k, v in _scalars(rest).items() if k not in _NOT_METRICS}
-            if not metrics:
-                continue  # a progress line of the evaluation
-            if mode == 'test':
-                evals.append(Evaluation(None, 'test', metrics, None, number))
-                log.meta['eval_iters'] = int(total)
-            elif loop == 'Epoch':
-                evals.append(Evaluation(int(epoch), 'epoch', metrics, last_iter, number))
-            else:
-                evals.append(Evaluation(last_iter, 'iter', metrics, last_iter, number))
-            if mode == 'val':
-                log.meta['val_iters'] = int(total)
-            worked = True
-    if not train and not evals:
+        if match is None:
+            return
+        loop, mode, epoch, done, total, rest = match.groups()
+        metrics = {k: _number(v) for k, v in _scalars(rest).items() if k not in _NOT_METRICS}
+        if not metrics:
+            return  # a progress line of the evaluation
+        if mode == 'test':
+            self.evals.append(Evaluation(None, 'test', metrics, None, number))
+            self.meta['eval_iters'] = int(total)
+        elif loop == 'Epoch':
+            self.evals.append(Evaluation(int(epoch), 'epoch', metrics, self.last_iter, number))
+        else:
+            self.evals.append(Evaluation(self.last_iter, 'iter', metrics, self.last_iter, number))
+        if mode == 'val':
+            self.meta['val_iters'] = int(total)
+        self.worked = True
+
+
+def parse_mmengine(text: str, path: str = '') -> RunLog:
+    """An mmengine text log (one or more sessions) as a :class:`RunLog`."""
+    log = RunLog(path, 'mmengine')
+    lines = text.splitlines()
+    scan = _MmengineScan(log.meta)
+    for number, raw in enumerate(lines, start=1):
+        stamped = _MM_STAMP.match(raw)
+        if stamped is None:
+            scan.header_line(raw)
+            continue
+        when = dt.datetime.strptime(stamped.group(1), '%Y/%m/%d %H:%M:%S')
+        scan.stamped_line(when, stamped.group(3), number)
+    if not scan.train and not scan.evals:
         raise LogFormatError(f'{path or "text"}: no mmengine training or evaluation line')
-    log.train = _keep_newest(train, lambda p: p.iter)
-    log.evaluations = _keep_newest(evals, lambda e: e.step) if evals else []
-    block = _config_block(lines, 'train_dataloader')
-    per_gpu = _config_int(block, 'batch_size')
+    log.train = _keep_newest(scan.train, lambda p: p.iter)
+    log.evaluations = _keep_newest(scan.evals, lambda e: e.step) if scan.evals else []
+    _mmengine_setup(log.meta, lines, scan)
+    _summarize_train(log)
+    return log
+
+
+def _mmengine_setup(meta: dict, lines: list[str], scan: _MmengineScan) -> None:
+    """The run's setup in ``meta``: batch and schedule from the config dump, the GPUs from the
+    environment header (or, where it names none, from the validation's length), the sessions'
+    wall time. Each comes from where the log states it, so the report can say where."""
+    per_gpu = _config_int(_config_block(lines, 'train_dataloader'), 'batch_size')
     loop = _config_block(lines, 'train_cfg')
-    meta = log.meta
+    gpus = scan.gpus
     meta.update(per_gpu_batch=per_gpu, gpus=gpus[-1] if gpus else None,
                 gpus_source='the log\'s environment header ("GPU number")' if gpus else None,
-                gpu_model=gpu_model, sessions=len(sessions),
-                resumed_from_iters=resumed or None,
-                wall_seconds=_session_seconds(sessions) if sessions else None)
+                gpu_model=scan.gpu_model, sessions=len(scan.sessions),
+                resumed_from_iters=scan.resumed or None,
+                wall_seconds=_session_seconds(scan.sessions) if scan.sessions else None)
     if not meta['gpus'] and meta.get('val_iters'):
         meta.update(_gpus_from_validation(lines, meta['val_iters']))
     if meta.get('gpus') and per_gpu:
@@ -248,8 +280,6 @@ def parse_mmengine(text: str, path: str = '') -> RunLog:
             meta['max_iters'] = max_epochs * meta['iters_per_epoch']
     elif _config_int(loop, 'max_iters'):
         meta['max_iters'] = _config_int(loop, 'max_iters')
-    _summarize_train(log)
-    return log
 
 
 # Validation set sizes, to tell the GPU count of a log whose header does not (the MambaVision
