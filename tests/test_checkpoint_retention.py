@@ -84,7 +84,7 @@ def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smok
 
     # The newest checkpoint truncated (a job killed while saving): what runs/executors/job.py does before
     # every resume points mmengine at the older readable one that pruning kept, and says so.
-    from runs.executors.job import repair_resume_point
+    from runs.executors.resume import repair_resume_point
     newest = work / 'iter_8.pth'
     newest.write_bytes(newest.read_bytes()[:1000])
     assert repair_resume_point(work) == \

@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from runs import rundir
-from runs.executors.job import readable, run_job
+from runs.executors.job import run_job
+from runs.executors.resume import readable
 from toy_training import PYTHONPATH, toy_config
 
 REPO = Path(__file__).resolve().parent.parent

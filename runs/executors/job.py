@@ -3,13 +3,13 @@ a child, SLURM from the run's batch script).
 
     python -m runs.executors.job RUN_DIR
 
-It takes the run's lock (see ``rundir.RunLock``) and hands it to the training process it starts, so
+It takes the run's lock (see ``runs.rundir.RunLock``) and hands it to the training process it starts, so
 the lock is free only once both are gone; a second job for the same run finds it held, says who
 holds it and exits with :data:`EXIT_LOCKED` without touching the record. It then checks that the
 checkpoint the training will resume from is readable (falling back to the newest readable one, or
-restarting, and saying so), records the attempt in run.json, trains (the command the runner
+restarting, and saying so: ``runs.executors.resume``), records the attempt in run.json, trains (the command the runner
 stored in the record), and records how it ended. A finished classification run links the
-checkpoint its row's det/seg runs start from (``rundir.HANDOVER``).
+checkpoint its row's det/seg runs start from (``runs.rundir.HANDOVER``).
 
 Signals: SIGTERM/SIGINT stop the training and record ``interrupted``; SIGUSR1 (SLURM's warning
 before the time limit, ``--signal=B:USR1@...``) stops it and requeues the job, which resumes.
@@ -21,25 +21,23 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TextIO
 
 from runs import rundir
+from runs.executors.resume import repair_resume_point
 from runs.rundir import handover_checkpoint, now
 from runs.tracking.tracker_runs import end_tracker_runs
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another live process owns this run
 _PR_SET_PDEATHSIG = 1
-CHECKPOINT = re.compile(r'(epoch|iter)_(\d+)\.pth')
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -50,57 +48,9 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         pass
 
 
-# --- checkpoints ----------------------------------------------------------------------------
-
-def readable(path: Path) -> bool:
-    """Whether a torch checkpoint file is whole: a zip archive whose members all pass their CRC
-    (torch.save's format), read without unpickling anything."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
-        return False
-
-
-def checkpoints(run_dir: Path) -> list[Path]:
-    """mmengine's epoch_N.pth / iter_N.pth in a run dir, newest (highest N) first."""
-    found = [(int(m.group(2)), p) for p in run_dir.iterdir()
-             if (m := CHECKPOINT.fullmatch(p.name)) and p.is_file()]
-    return [p for _, p in sorted(found, reverse=True)]
-
-
-def repair_resume_point(run_dir: Path) -> Optional[str]:
-    """Make mmengine's ``last_checkpoint`` name a readable checkpoint. Returns a sentence saying
-    what was done when something was wrong, else None.
-
-    mmengine resumes from the file named in ``last_checkpoint``; a truncated one (a job killed
-    while saving, a full disk) would fail the same way on every rerun. Unreadable files are kept,
-    renamed ``*.unreadable``, never deleted.
-    """
-    for tmp in run_dir.glob('.*.tmp'):  # a save cut short (engine.atomic_checkpoint.atomic_write)
-        tmp.unlink(missing_ok=True)
-    marker = run_dir / 'last_checkpoint'
-    if not marker.exists():
-        return None
-    text = marker.read_text().strip()
-    named = Path(text) if text else run_dir / '(empty last_checkpoint)'
-    if named.is_file() and readable(named):
-        return None
-    why = 'missing' if not named.exists() else 'unreadable'
-    if named.is_file():
-        named.rename(named.with_name(named.name + '.unreadable'))
-    for candidate in checkpoints(run_dir):
-        if readable(candidate):
-            marker.write_text(str(candidate))
-            return f'last checkpoint {named.name} is {why}; resuming from {candidate.name} instead'
-        candidate.rename(candidate.with_name(candidate.name + '.unreadable'))
-    marker.rename(marker.with_name('last_checkpoint.unreadable'))
-    return f'last checkpoint {named.name} is {why} and no older one is readable; training restarts'
-
-
 def link_handover(run_dir: Path) -> Optional[Path]:
     """Point ``final.pth`` at the checkpoint the row's det/seg runs start from (the recipe's
-    choice: ``rundir.handover_checkpoint``), as a relative link so the work dir can
+    choice: ``runs.rundir.handover_checkpoint``), as a relative link so the work dir can
     move."""
     target = handover_checkpoint(run_dir)
     if target is None:
