@@ -16,9 +16,9 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 
 from ablations import TABLES, TASKS, get_table  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
-from runs.commands.doctor_checks import (JOB_TIME, DoctorOptions, run_checks,  # noqa: E402
-                                         summary)
-from runs.executors.process_layout import GPUS_PER_NODE, LAUNCHERS  # noqa: E402
+from runs.commands.doctor_checks import JOB_TIME, DoctorOptions, run_checks, summary  # noqa: E402
+from runs.executors.process_layout import (GPUS_PER_NODE, LAUNCHERS, LayoutError,  # noqa: E402
+                                            process_layout)
 from runs.executors.slurm import SLURM_OPTIONS, SlurmOptions  # noqa: E402
 from runs.options import DEFAULT_WORK_DIR, parse_gpus, split_csv  # noqa: E402
 from runs.table.graph import plan_runs  # noqa: E402
@@ -70,6 +70,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> DoctorOptions:
     launcher = args.launcher or ('pytorch' if several else 'none')
     if launcher == 'none' and several:
         parser.error('--gpus > 1 needs --launcher pytorch or slurm')
+    if launcher == 'slurm':  # the doctor's job copies the largest run's layout
+        try:
+            for count in set(gpus.values()):
+                process_layout(count, launcher, 'gpu', args.gpus_per_node)
+        except LayoutError as err:
+            parser.error(str(err))
     return DoctorOptions(
         table=args.table, profile=args.profile, rows=rows, tasks=tasks, gpus=dict(gpus),
         launcher=launcher, data_root=args.data_root, work_dir=args.work_dir,

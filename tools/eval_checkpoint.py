@@ -22,9 +22,12 @@ from ablations import TABLES, TASKS  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
 from backbones.checkpoint_io import CheckpointError, trust_checkpoints  # noqa: E402
 from runs.commands.evaluate import EvalError, EvalOptions, run  # noqa: E402
-from runs.executors.process_layout import LAUNCHERS  # noqa: E402
-from runs.options import DEFAULT_WORK_DIR, split_csv  # noqa: E402
-from runs.options import parse_vis  # noqa: E402
+from runs.executors.process_layout import LAUNCHERS, LayoutError, process_layout  # noqa: E402
+from runs.options import (  # noqa: E402
+    DEFAULT_WORK_DIR,
+    parse_vis,  # noqa: E402
+    split_csv,
+)
 from runs.tracking.tracker_runs import TRACKERS  # noqa: E402
 
 
@@ -59,8 +62,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EvalOptions, bool]
     args = parser.parse_args(argv)
     if args.gpus < 1:
         parser.error(f'--gpus must be at least 1, got {args.gpus}')
-    if args.launcher == 'none' and args.gpus > 1:
-        parser.error('--gpus > 1 needs --launcher pytorch or slurm')
+    try:  # the processes the eval starts: refused here, before anything is written
+        process_layout(args.gpus, args.launcher, 'gpu')
+    except LayoutError as err:
+        parser.error(str(err))
     try:
         trackers = parse_vis(args.vis)
     except ValueError as err:

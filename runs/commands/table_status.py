@@ -1,7 +1,7 @@
 """``./run_all.sh status <table> [--rows R] [--tasks T] [--seeds N] [--profile P] [--wait]``: where
 each run of a table is.
 
-One line per run: state (``rundir.STATES``), SLURM job id, progress from the mmengine log,
+One line per run: state (``runs.rundir.STATES``), SLURM job id, progress from the mmengine log,
 elapsed, ETA; then a summary. A running full-profile run whose row is the released model of an
 official run (``ablations/reference_catalog.py``) gets a second line: its last evaluation and its lr
 now, each against the official run's at the same epoch or step.
@@ -14,27 +14,22 @@ otherwise, 2 for bad arguments.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from runs import rundir
-from ablations import TABLES, get_table
-from ablations.compose import PROFILES
+from ablations import get_table
 from ablations.reference_catalog import ROW_REFERENCES, load_reference
-from runs.provenance import REPO
-from runs.rundir import RunKey
-from runs.console import quiet_toolkits
-from runs.options import split_csv
-from runs.table.graph import plan_runs
-from runs.rundir.identity import stale_reason
+from runs import rundir
+from runs.executors.process_layout import ProcessLayout
+from runs.executors.slurm import slurm_queue
 from runs.logs.log_formats import run_log
 from runs.logs.official_runs import tracking_line
-from runs.executors.slurm import slurm_queue
+from runs.rundir import RunKey
+from runs.rundir.identity import stale_reason
+from runs.table.graph import plan_runs
 
 EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 ITER_LINE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
@@ -169,6 +164,16 @@ def snapshot(table, keys: Sequence[RunKey], work_dir: Path, queue: dict,
     return rows
 
 
+def processes(record: dict) -> str:
+    """'  [12 GPUs: 2 nodes x 6]' for a run of several processes, as its record's layout (the one
+    the executor started: ``runs.executors.process_layout``) says; '' for one process."""
+    layout = record.get('layout')
+    if not layout or layout.get('world_size', 1) <= 1:
+        return ''
+    return '  [' + ProcessLayout(layout['launcher'], layout['device'], layout['nodes'],
+                                 layout['tasks_per_node']).describe() + ']'
+
+
 def listing(table, work_dir: Path, states: list[tuple[RunKey, str, str, dict]]) -> int:
     """Print one line per run and the summary; 0 when every run has finished, else 1."""
     counts: dict[str, int] = {}
@@ -183,7 +188,8 @@ def listing(table, work_dir: Path, states: list[tuple[RunKey, str, str, dict]]) 
         counts[state] = counts.get(state, 0) + 1
         print(f'{state:<12} {record.get("slurm_job_id") or "-":>8}  '
               f'{f"{100 * done:.0f}%" if done is not None else "-":>8}  {_duration(elapsed):>8}  '
-              f'{_duration(eta):>8}  {key.name}{f"  ({note})" if note else ""}')
+              f'{_duration(eta):>8}  {key.name}{processes(record)}'
+              f'{f"  ({note})" if note else ""}')
         if state == 'running' and key.profile == 'full':
             line = tracking(table, key, run_dir, record)
             if line:
