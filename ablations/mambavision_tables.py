@@ -1,5 +1,6 @@
 """MambaVision (arXiv 2407.08083) ablation tables: Table 4 (mixer design), Table 5 (hybrid
-pattern) and Table S.1 (window sizes). Numbers and caveats: ../shared/reference/mambavision.md.
+pattern) and Table S.1 (window sizes). Each number's provenance is its table's ``Source`` (paper
+version, table) and its row's ``notes``; table-wide caveats are the table's ``caveats``.
 """
 from .schema import NOT_PUBLISHED, AblationTable, Claim, Row, Source
 

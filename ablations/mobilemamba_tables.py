@@ -1,7 +1,7 @@
 """MobileMamba (arXiv 2411.15941) MRFFI ablations over the flags of our backbone (S6, top-1).
 
-The paper's full ablation tables were not found in any public text this project can read
-(../shared/reference/mobilemamba.md): every cell but the official S6 baseline is NOT_PUBLISHED,
+The paper's full ablation tables were not found in any public text this project can read (the
+table's ``caveats`` say so in the report): every cell but the official S6 baseline is NOT_PUBLISHED,
 and the one published direction (three stages beat four) is a claim without absolute numbers.
 """
 from .schema import NOT_PUBLISHED, AblationTable, Claim, Row, Source

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from pathlib import Path
 from typing import Optional
 
 import torch

@@ -27,8 +27,13 @@ from mmengine.registry import HOOKS, LOOPS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 
-from .atomic_checkpoint import (ATOMIC_BACKEND, MARKER, PREEMPT_PREFIX, _drop_preemption_files,
-                                atomic_write)
+from .atomic_checkpoint import (
+    ATOMIC_BACKEND,
+    MARKER,
+    PREEMPT_PREFIX,
+    _drop_preemption_files,
+    atomic_write,
+)
 
 
 class Preempted(Exception):

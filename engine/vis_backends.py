@@ -27,9 +27,11 @@ from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, VISBACKENDS
-from mmengine.visualization.vis_backend import (MLflowVisBackend, WandbVisBackend,
-                                                force_init_env)
-
+from mmengine.visualization.vis_backend import (
+    MLflowVisBackend,
+    WandbVisBackend,
+    force_init_env,
+)
 
 # mmengine logs an evaluation's timings under the train logs' names; W&B puts an evaluation in
 # the row of the iteration it ran at, so these become val/time, val/data_time there.

@@ -1,8 +1,11 @@
 """The reporter: mmengine run logs -> the papers' ablation tables (markdown, CSV, PNG).
 
 ``parsing`` reads run folders into records, ``tabulation`` turns records into the paper's
-layout, ``rendering`` writes the files, ``complexity_column`` counts params/FLOPs and ``cli``
-(``python -m reports <table>``) ties them together.
+layout and its claim checks, ``stats`` gives the seed-noise intervals and verdicts,
+``rendering`` writes the files, ``fidelity`` states each run's recipe and deviations,
+``reference_sections`` sets our runs beside the official ones, ``released`` the evaluations of
+released weights, ``complexity_column`` counts params/FLOPs, and ``table_report`` ties them
+together (the command: ``tools/report.py``, ``./run_all.sh report <table>``).
 
 Rules the numbers follow (each one is traceable to a file and line, listed in the CSV):
 

@@ -21,10 +21,10 @@ from typing import Optional
 
 import pandas as pd
 
-from runs import rundir
 from ablations import METRICS, AblationTable
-from runs.rundir import TIMESTAMP
+from runs import rundir
 from runs.logs.log_formats import LogFormatError, parse_mmengine
+from runs.rundir import TIMESTAMP
 
 PICKS = ('paper', 'last', 'best')
 # mmengine prefixes metric names with the mode when LogProcessor.log_with_hierarchy is on.

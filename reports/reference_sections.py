@@ -22,10 +22,20 @@ import pandas as pd
 
 from ablations import METRICS, AblationTable
 from ablations.reference_catalog import ROW_REFERENCES, ReferenceRun, load_reference
-from runs.rundir import RecordError, RunKey, read_record
 from runs.logs.log_formats import RunLog, run_log
-from runs.logs.official_runs import (gaps, lr_check, metric_key, milestones, our_steps, our_x, ref_unit,
-                             ref_x, short_label, unit_word)
+from runs.logs.official_runs import (
+    gaps,
+    lr_check,
+    metric_key,
+    milestones,
+    our_steps,
+    our_x,
+    ref_unit,
+    ref_x,
+    short_label,
+    unit_word,
+)
+from runs.rundir import RecordError, RunKey, read_record
 
 PANELS = ('lr', 'loss', 'metric')
 OFFICIAL = 'official'

@@ -5,25 +5,38 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import pandas as pd
 
-from ablations import METRICS, TABLES, AblationTable, get_table
+from ablations import METRICS, AblationTable
 from runs.rundir import RecordError, RunKey, read_record
 
 from .complexity_column import complexity_of_rows
-from .parsing import PICKS, collect, show_path
 from .fidelity import deviation_footnotes, fidelity_section
+from .parsing import collect, show_path
 from .reference_sections import reference_sections
 from .released import released_rows, render_released
-from .rendering import (ReportContext, footnote_marks, render_absolute_png, render_markdown,
-                        render_png, write_csv, write_steps_csv)
-from .tabulation import (baseline_steps, claim_check, claim_steps, pair_agreement, paper_layout,
-                         select_profile, summarize)
+from .rendering import (
+    ReportContext,
+    footnote_marks,
+    render_absolute_png,
+    render_markdown,
+    render_png,
+    write_csv,
+    write_steps_csv,
+)
+from .tabulation import (
+    baseline_steps,
+    claim_check,
+    claim_steps,
+    pair_agreement,
+    paper_layout,
+    select_profile,
+    summarize,
+)
 
 
 def git_commit() -> str:

@@ -23,8 +23,12 @@ if str(REPO) not in sys.path:  # run by path
 
 from ablations.mambavision_tables import TABLE1_COMPLEXITY, TABLE1_SHAPE  # noqa: E402
 from backbones.build import build_model_from_config  # noqa: E402
-from backbones.model_complexity import (MODEL_TYPES, _input_shape, build_variant,  # noqa: E402
-                                  measure_complexity)
+from backbones.model_complexity import (  # noqa: E402
+    MODEL_TYPES,
+    _input_shape,
+    build_variant,
+    measure_complexity,
+)
 
 # Published (params M, GFLOPs) per (family, variant).
 PAPER = {('mambavision', arch): numbers for arch, numbers in TABLE1_COMPLEXITY.items()}

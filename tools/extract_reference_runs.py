@@ -21,11 +21,15 @@ from typing import Optional, Sequence
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablations.reference_catalog import (DATA_DIR, MAMBAVISION_REPO, MOBILEMAMBA_REPO,  # noqa: E402
-                                  SOURCES)
-from runs.options import split_csv  # noqa: E402
+from ablations.reference_catalog import (  # noqa: E402
+    DATA_DIR,
+    MAMBAVISION_REPO,
+    MOBILEMAMBA_REPO,
+    SOURCES,
+)
 from runs.logs.log_formats import LogFormatError  # noqa: E402
 from runs.logs.official_runs import SourceError, extract_all, git_dir  # noqa: E402
+from runs.options import split_csv  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -102,8 +102,8 @@ def official_trainer_checkpoint(checkout: Path, model: nn.Module, ema_model: nn.
     running ``BaseTrainer._update_ema`` and ``BaseTrainer.save_checkpoint`` on a stand-in trainer
     that holds what those methods read; ``out`` gets the best-EMA copy, ``ckpt_E.pth``."""
     trainer_module = import_official_trainer(checkout)
-    from util.net import get_loss_scaler  # the official module
     from optim.scheduler import get_scheduler
+    from util.net import get_loss_scaler  # the official module
     s6 = importlib.import_module('configs.mobilemamba.mobilemamba_s6')  # the official config
     s6.data.train_size = 1251  # iterations per epoch at the official batch of 1024
     # get_optim's AdamW (its parameter groups split by weight decay are one group here).

@@ -19,10 +19,16 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ablations import TABLES, get_table  # noqa: E402
-from runs.provenance import REPO  # noqa: E402
+from runs.commands.planner import (  # noqa: E402
+    CPU_GPU_MEM_GIB,
+    DEFAULT_DATA_DIR,
+    DEFAULT_GPUS,
+    DEFAULT_ITERS,
+    PILOT_WORK_DIR,
+    plan_table,
+)
 from runs.options import split_csv  # noqa: E402
-from runs.commands.planner import (CPU_GPU_MEM_GIB, DEFAULT_DATA_DIR, DEFAULT_GPUS,  # noqa: E402
-                          DEFAULT_ITERS, PILOT_WORK_DIR, plan_table)
+from runs.provenance import REPO  # noqa: E402
 
 
 class UsageError(ValueError):

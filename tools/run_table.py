@@ -27,9 +27,8 @@ from runs.executors.local import LocalOptions  # noqa: E402
 from runs.executors.process_layout import GPUS_PER_NODE, LAUNCHERS  # noqa: E402
 from runs.executors.slurm import SLURM_OPTIONS, SlurmOptions  # noqa: E402
 from runs.options import (DEFAULT_WORK_DIR, TableOptions, frozen_gpus, parse_gpus,  # noqa: E402
-                          split_csv)
+                          parse_vis, split_csv)
 from runs.table.orchestrate import run_table  # noqa: E402
-from runs.options import parse_vis  # noqa: E402
 from runs.tracking.tracker_runs import TRACKERS, check_accounts, ensure_installed  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """``./run_all.sh status <table> [--rows R] [--tasks T] [--seeds N] [--profile P] [--wait]``: where
 each run of a table is.
 
-One line per run: state (``rundir.STATES``), SLURM job id, progress from the mmengine log,
+One line per run: state (``runs.rundir.STATES``), SLURM job id, progress from the mmengine log,
 elapsed, ETA; then a summary. A running full-profile run whose row is the released model of an
 official run (``ablations/reference_catalog.py``) gets a second line: its last evaluation and its lr
 now, each against the official run's at the same epoch or step.

@@ -42,7 +42,12 @@ from engine.process_group import BASE_PORT
 from runs import console
 from runs.executors.devices import cores, visible_gpus
 from runs.executors.launch import python_env
-from runs.executors.slurm import SlurmExecutor, SlurmOptions, sbatch_directives, slurm_queue
+from runs.executors.slurm import (
+    SlurmExecutor,
+    SlurmOptions,
+    sbatch_directives,
+    slurm_queue,
+)
 from runs.options import DEFAULT_WORK_DIR
 from runs.provenance import REPO, read_pins
 from runs.rundir import RunKey
@@ -171,6 +176,7 @@ def check_mmcv_ops() -> Check:
 def check_scan_kernel(tol: float = 1e-3) -> Check:
     """mamba-ssm's kernel against our exact scan, forward and every input's gradient."""
     import torch
+
     from backbones.ops import selective_scan
     from backbones.ops.mamba_shim import has_cuda_kernels
     if not torch.cuda.is_available():
@@ -303,8 +309,8 @@ def _free_probe(path: Path) -> Path:
 
 def check_disk(planned: list[Run], data_root: Path, work_dir: Path) -> Check:
     """Free space where the runs write against their checkpoints (``runs.table.footprint``)."""
-    from runs.table.footprint import checkpoint_footprint, format_bytes, table_footprint
     from runs.rundir.identity import run_config
+    from runs.table.footprint import checkpoint_footprint, format_bytes, table_footprint
     if not planned:
         return skip('disk', 'no table given (./run_all.sh doctor TABLE ...)')
     footprints, cache = [], {}
@@ -337,6 +343,7 @@ def check_disk(planned: list[Run], data_root: Path, work_dir: Path) -> Check:
 def check_gpu_memory(planned: list[Run], report_dir: Optional[str]) -> Check:
     """The plan's measured peak of each selected run against this GPU's memory."""
     import torch
+
     from runs.commands.planner import load_plan
     if not torch.cuda.is_available():
         return skip('gpu memory', 'no GPU')
@@ -406,7 +413,9 @@ def allreduce_worker() -> int:
     import torch
     import torch.distributed as dist
     if 'RANK' not in os.environ and 'SLURM_PROCID' in os.environ:
-        from engine.process_group import _slurm_environment  # what mmengine's slurm launcher derives
+        from engine.process_group import (
+            _slurm_environment,  # what mmengine's slurm launcher derives
+        )
         _slurm_environment()
     rank, world = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
     backend = 'nccl' if torch.cuda.is_available() else 'gloo'

@@ -37,9 +37,16 @@ import torch
 from ablations import METRICS, AblationTable, get_table
 from ablations.compose import DEFAULT_SMOKE_DATA, build_row_config
 from backbones import MODEL_TYPES as FAMILY_NAMES
-from backbones.build import build_model_from_config, fuse_bn, load_weights
-from backbones.convert import (EMA_KEYS, compare_keys, convert, detect_family, read_checkpoint,
-                               summarize_keys, unwrap)
+from backbones.build import build_model_from_config
+from backbones.convert import (
+    EMA_KEYS,
+    compare_keys,
+    convert,
+    detect_family,
+    read_checkpoint,
+    summarize_keys,
+    unwrap,
+)
 from engine.tester import run_test
 from runs.datasets.tiny_datasets import make_tiny_datasets
 from runs.executors.devices import visible_gpus
@@ -48,7 +55,13 @@ from runs.executors.process_layout import ProcessLayout, process_layout
 from runs.options import DEFAULT_WORK_DIR
 from runs.provenance import REPO, git_commit
 from runs.rundir import RunKey, RunLock, now, read_record, write_record
-from runs.tracking.tracker_runs import add_trackers, check_accounts, ensure_installed, open_tracker_runs
+from runs.tracking.tracker_runs import (
+    add_trackers,
+    check_accounts,
+    ensure_installed,
+    open_tracker_runs,
+)
+
 # Where the weights came from (run.json's converted_from). 'ours': already in this suite's
 # layout, loaded unchanged (the official MambaVision mmdet/mmseg files share that layout).
 CONVERTED_FROM = ('official-mambavision', 'official-mobilemamba', 'ours')

@@ -20,12 +20,16 @@ For each (row, task) of the table:
 
 Assumptions, also written into plan.json and plan.md:
 
-- The pilot measures one device at the config's per-GPU batch. With G GPUs each keeps that
-  batch, so a step of the G-GPU run costs about one device's step (data-parallel efficiency 1:
+- The recipe keeps its global batch at any G (``ablations.compose``): per-GPU batch x G x
+  gradient accumulation. The pilot measures one device at the per-GPU batch of the config built
+  for the GPU count it is given; each of the G processes iterates on that batch, so an
+  iteration of the G-GPU run costs about one device's iteration (data-parallel efficiency 1:
   the all-reduce is not measured). A run's wall time is its iterations x s/iter; its GPU-hours
   are that x G.
 - An epoch at G GPUs is ceil(N / (G x per-GPU batch)) iterations, as mmengine's DefaultSampler
-  and a non-dropping DataLoader give; an iteration-based schedule is max_iters whatever G.
+  and a non-dropping DataLoader give (floor where the recipe drops the last batch); an
+  iteration-based schedule is max_iters at G (more with gradient accumulation), taken from the
+  config built for G.
 - One seed per run; multiply by the seeds you train.
 
 A run that fails in the pilot is reported with its error and its log, the others go on, and the
@@ -50,10 +54,10 @@ from typing import Any, Optional, Sequence, Union
 
 from ablations import AblationTable
 from ablations.compose import build_row_config
-from runs.provenance import REPO, git_commit
-from runs.executors.launch import python_env
 from runs.datasets.pilot_datasets import make_pilot_data
+from runs.executors.launch import python_env
 from runs.logs.official_runs import anchor_text, official_anchor
+from runs.provenance import REPO, git_commit
 
 DEFAULT_DATA_DIR = REPO / 'data' / 'pilot'
 PILOT_WORK_DIR = REPO / 'work_dirs' / 'plan'

@@ -13,6 +13,7 @@ import os
 import subprocess
 from typing import Mapping, Optional
 
+
 def visible_gpus() -> list[str]:
     """The GPUs this machine offers, as CUDA_VISIBLE_DEVICES entries ([] without CUDA)."""
     try:

@@ -22,8 +22,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ablations import METRICS
-from ablations.reference_catalog import (SCHEMA, SOURCES, ReferenceRun, ReferenceSource,
-                                  reference_path)
+from ablations.reference_catalog import (
+    SCHEMA,
+    SOURCES,
+    ReferenceRun,
+    ReferenceSource,
+    reference_path,
+)
 
 from .log_formats import RunLog, agrees_to_print, parse_text
 

@@ -9,8 +9,21 @@ held by the live training process for as long as it runs.
 from engine.run_files import FAILURE_NOTE, LOCK, RunLock, lock_holder
 
 from .identity import PATH_KEYS, config_hash, run_config, stale_reason
-from .paths import (CONFIG, CONSOLE, EVAL_DIR, HANDOVER, RECORD, SEED_DIR, TIMESTAMP, PathLike,
-                    RunKey, cls_run_dir, handover_checkpoint, iter_run_dirs, table_root)
+from .paths import (
+                    CONFIG,
+                    CONSOLE,
+                    EVAL_DIR,
+                    HANDOVER,
+                    RECORD,
+                    SEED_DIR,
+                    TIMESTAMP,
+                    PathLike,
+                    RunKey,
+                    cls_run_dir,
+                    handover_checkpoint,
+                    iter_run_dirs,
+                    table_root,
+)
 from .record import RecordError, now, read_record, readable_record, write_record
 from .states import KINDS, RECORDED, STATES, recorded_state, run_state
 

@@ -14,7 +14,6 @@ from typing import Any, Optional
 from .paths import RunKey, cls_run_dir
 from .record import readable_record
 
-
 # Keys whose values are locations, not recipe: two runs that differ only there are the same run.
 PATH_KEYS = frozenset({'work_dir', 'data_root', 'ann_file', 'checkpoint', 'load_from', 'resume',
                        'launcher'})

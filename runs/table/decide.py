@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Optional
 
 from runs import rundir
-from runs.provenance import REPO, git_commit
 from runs.options import TableOptions
+from runs.provenance import REPO, git_commit
 from runs.rundir import handover_checkpoint, now
+from runs.rundir.identity import run_config, stale_reason
 from runs.table.footprint import checkpoint_footprint, format_bytes, table_footprint
 from runs.table.graph import Run, train_command
-from runs.rundir.identity import run_config, stale_reason
 from runs.tracking.tracker_runs import add_trackers, open_tracker_runs
 
 

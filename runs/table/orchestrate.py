@@ -21,7 +21,13 @@ from runs.executors.base import Executor, executor_for
 from runs.logs.official_runs import anchor_text, official_anchor
 from runs.options import TableOptions
 from runs.rundir.identity import run_config
-from runs.table.decide import decide, footprint_of, prepare, recipe_as_run, warn_if_short_of_disk
+from runs.table.decide import (
+    decide,
+    footprint_of,
+    prepare,
+    recipe_as_run,
+    warn_if_short_of_disk,
+)
 from runs.table.footprint import format_bytes, table_footprint
 from runs.table.graph import Run, plan_runs, train_command
 

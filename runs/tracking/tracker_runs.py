@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from engine.vis_backends import mlflow_store
-from runs.provenance import PINS, OPTIONAL_SECTION, read_pins
+from runs.provenance import OPTIONAL_SECTION, PINS, read_pins
 from runs.rundir import RECORD, RunKey
 
 TRACKERS = ('tensorboard', 'wandb', 'mlflow')
