@@ -197,7 +197,7 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     # own thread count, printed by the training), not the whole machine.
     share = max(1, len(os.sched_getaffinity(0)) // 2)
     for run_dir in (good, bad):
-        threads = re.findall(r'^train\.py: (\d+) CPU thread\(s\) per process, 0 GPU',
+        threads = re.findall(r'^train: (\d+) CPU thread\(s\) per process, 0 GPU',
                              (run_dir / rundir.CONSOLE).read_text(), re.M)
         assert threads == [str(share)], (run_dir.name, threads, share)
     status = rundir.read_record(bad)
