@@ -2,9 +2,7 @@
 the sampler, transforms, vis backends, EMA/MESA/distillation, and the train and test entry points
 (``python -m engine.trainer``, ``python -m engine.tester``). Models live in ``backbones/``.
 
-Importing the package registers the components a recipe's config names that need nothing but
-mmengine (``custom_imports=dict(imports=['backbones', 'engine'])``); the ones built on a toolkit
-(``engine.mesa``, ``engine.distill``, ``engine.transforms`` on mmpretrain) and the trackers'
-backends (``engine.vis_backends``) are imported by name where a config uses them.
+Importing the package imports nothing else: the run record and the job read ``engine.run_files``
+without loading mmengine. A config names the modules whose components it uses in its
+``custom_imports`` (``engine.lr_schedulers``, ``engine.samplers``, ``engine.ema``, ...).
 """
-from . import distribute_bn, ema, lr_schedulers, samplers  # noqa: F401  (registers them)

@@ -8,8 +8,9 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../timm_in1k_train.py',
 ]
-# engine: the official lr schedule, sampler, EMA and BN distribution (mmengine only).
-custom_imports = dict(imports=['backbones', 'engine', 'engine.mesa', 'engine.transforms'],
+custom_imports = dict(imports=['backbones', 'engine.lr_schedulers', 'engine.samplers',
+                               'engine.ema', 'engine.distribute_bn', 'engine.mesa',
+                               'engine.transforms'],
                       allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.

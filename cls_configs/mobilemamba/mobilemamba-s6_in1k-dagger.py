@@ -9,7 +9,8 @@
 # A copy with another variant's config as _base_ gives the other † models (README: T2† 76.9,
 # T4† 78.9, B1† 82.2, B2† 83.3, B4† 83.6).
 _base_ = ['./mobilemamba-s6_in1k.py']
-custom_imports = dict(imports=['backbones', 'engine', 'backbones.mobilemamba_head',
+custom_imports = dict(imports=['backbones', 'engine.lr_schedulers', 'engine.samplers',
+                               'engine.ema', 'backbones.mobilemamba_head',
                                'engine.transforms', 'engine.distill'],
                       allow_failed_imports=False)
 

@@ -7,8 +7,8 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../timm_in1k_train.py',
 ]
-# engine: the official lr schedule, sampler and EMA (mmengine only).
-custom_imports = dict(imports=['backbones', 'engine', 'backbones.mobilemamba_head',
+custom_imports = dict(imports=['backbones', 'engine.lr_schedulers', 'engine.samplers',
+                               'engine.ema', 'backbones.mobilemamba_head',
                                'engine.transforms'], allow_failed_imports=False)
 # The official global batch and lr rule (ablations/recipes.py): kept at any GPU count by
 # ablations/compose.py with gradient accumulation.

@@ -36,7 +36,6 @@ import urllib.parse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from engine.vis_backends import mlflow_store
 from runs.provenance import OPTIONAL_SECTION, PINS, read_pins
 from runs.rundir import RECORD, RunKey
 
@@ -136,6 +135,7 @@ def _flat(record: Optional[dict], prefix: str = '') -> dict[str, str]:
 def _open_mlflow(key: RunKey, work_dir: Path, previous: Optional[dict], tags: dict,
                  fidelity: Optional[dict]) -> dict:
     from mlflow.tracking import MlflowClient
+    from engine.vis_backends import mlflow_store  # (mmengine: only when MLflow is used)
     uri = mlflow_store(mlflow_uri(work_dir))
     client = MlflowClient(uri)
     if previous and previous.get('run_id'):
@@ -235,6 +235,8 @@ def end_tracker_runs(record: dict, status: str) -> None:
         return
     try:
         from mlflow.tracking import MlflowClient
+
+        from engine.vis_backends import mlflow_store
         MlflowClient(mlflow_store(_config_uri(found))).set_terminated(found['run_id'],
                                          'KILLED' if status == 'interrupted' else 'FAILED')
     except Exception as err:  # noqa: BLE001  (a tracker away must not lose the record)
