@@ -397,7 +397,8 @@ def parse_scalars(text: str, path: str = '') -> RunLog:
 _MOBILE_TRAIN = re.compile(r'^Train: [\d.]+% \[(\d+)/(\d+)\]\s+\[([\d.]+)/([\d.]+)\]\s+(.*)$')
 _BRACKET = re.compile(r'\[(\w+) (-?[\d.]+)(?: \((-?[\d.]+)\))?\]')
 _MOBILE_TEST = re.compile(r'^(net|net_E): (-?[\d.]+) \((-?[\d.]+)\)$')
-_MOBILE_TOTAL = re.compile(r'^==> Total time: (\d+):(\d{2}):(\d{2})')
+# str(datetime.timedelta): 'h:mm:ss', or 'N day(s), h:mm:ss' past 24 hours.
+_MOBILE_TOTAL = re.compile(r'^==> Total time: (?:(\d+) days?, )?(\d+):(\d{2}):(\d{2})')
 _MOBILE_CFG = re.compile(r'^(\S+)\s+: (.*?)\s*$')
 _MOBILE_GPUS = re.compile(r'^==> Starting training with (\d+) nodes x (\d+) GPUs')
 
@@ -453,8 +454,8 @@ def parse_mobilemamba(text: str, path: str = '') -> RunLog:
             continue
         match = _MOBILE_TOTAL.match(body)
         if match:
-            h, m, s = (int(x) for x in match.groups())
-            total_printed = h * 3600 + m * 60 + s
+            d, h, m, s = (int(x or 0) for x in match.groups())
+            total_printed = ((d * 24 + h) * 60 + m) * 60 + s
             continue
         match = _MOBILE_GPUS.match(body)
         if match:
