@@ -238,3 +238,114 @@ def test_preempted_seg_run_resumes_between_checkpoints_bit_identical(tmp_path, s
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1, log_metric_by_epoch=False)
     cfg.val_dataloader.dataset.indices = 4
     _preempt_and_compare(cfg, tmp_path, stop_at=10, final='iter_12.pth')
+
+
+# --- a stop the training handles is an interruption, not a failure -----------------------------
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+def _job(run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'runs.executors.job', str(run_dir)], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=PYTHONPATH), capture_output=True,
+                          text=True, timeout=300)
+
+
+def _status_line(run_dir: Path) -> str:
+    """The state ``status`` tells from the record and the lock."""
+    from runs.commands.table_status import run_state
+    key = rundir.RunKey.train('t', 'smoke', 'r', 'cls', 0)
+    return run_state(key, run_dir, rundir.read_record(run_dir), {})[0]
+
+
+@pytest.mark.parametrize('sig', STOP_SIGNALS, ids=lambda s: s.name)
+def test_a_training_that_stopped_on_its_own_signal_is_interrupted(tmp_path, sig):
+    """The job's side, with a stand-in training that ends as engine.trainer ends after a signal
+    sent to it (its stop line, exit 128 + signal): the record says interrupted, not failed."""
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    line = f'train: stopped by {sig.name} after iteration 17; saved {run_dir}/preempt_iter_17.pth'
+    rundir.write_record(run_dir, status='queued', task='cls', cwd=str(REPO), command=[
+        sys.executable, '-c', f'import sys; print({line!r}, file=sys.stderr); '
+                              f'sys.exit({128 + sig})'])
+    done = _job(run_dir)
+    record = rundir.read_record(run_dir)
+    assert (done.returncode, record['status'], record['returncode']) == \
+        (128 + sig, 'interrupted', 128 + sig), done.stderr
+    assert record['error'].startswith(f'stopped by {sig.name} after iteration 17')
+    assert _status_line(run_dir) == 'interrupted'
+
+
+def test_a_training_that_exits_non_zero_without_a_stop_line_still_failed(tmp_path):
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    rundir.write_record(run_dir, status='queued', task='cls', cwd=str(REPO), command=[
+        sys.executable, '-c', 'import sys; print("train: stopped by nothing"); sys.exit(130)'])
+    assert _job(run_dir).returncode == 1
+    assert rundir.read_record(run_dir)['status'] == 'failed'
+    assert _status_line(run_dir) == 'failed'
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_real_training_leaves_it_interrupted_and_resumable(tmp_path):
+    """``kill -INT`` on the training process itself, mid-run, through the real job and trainer:
+    it saves ``preempt_iter_N.pth``, the record says interrupted (status too), and the next
+    attempt resumes from iteration N. (SIGTERM and SIGUSR1 take the trainer's same path; the
+    job's side of all three is the stand-in test above.)"""
+    sig = signal.SIGINT
+    config = toy_config(tmp_path / 'toy.py', by_epoch=False, length=10 ** 6, interval=10 ** 6)
+    run_dir = tmp_path / 'run'
+    _record_run(run_dir, config)
+    console = run_dir / rundir.CONSOLE
+    job = subprocess.Popen([sys.executable, '-m', 'runs.executors.job', str(run_dir)], cwd=REPO,
+                           env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while 'Iter(train) [' not in (console.read_text() if console.exists() else ''):
+        assert job.poll() is None and time.monotonic() < deadline, 'the training never started'
+        time.sleep(0.2)
+    os.kill(rundir.read_record(run_dir)['child_pid'], sig)
+    assert job.wait(120) == 128 + sig
+    record = rundir.read_record(run_dir)
+    iteration = int(record['error'].split(' after iteration ')[1].split()[0])
+    assert record['status'] == 'interrupted' and _status_line(run_dir) == 'interrupted'
+    assert (run_dir / f'preempt_iter_{iteration}.pth').is_file()
+    # The next attempt resumes there: stopped again through the job this time.
+    job = subprocess.Popen([sys.executable, '-m', 'runs.executors.job', str(run_dir)], cwd=REPO,
+                           env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while f'resumed epoch: 0, iter: {iteration}' not in console.read_text():
+        assert job.poll() is None and time.monotonic() < deadline + 120, console.read_text()[-2000:]
+        time.sleep(0.2)
+    job.terminate()
+    job.wait(120)
+    assert rundir.read_record(run_dir)['attempts'] == 2
+
+
+def test_toy_preemption_resume_in_process_ends_where_an_uninterrupted_run_ends(
+        tmp_path, restore_signals, monkeypatch):
+    """The quick stand-in of the preemption tests: the real trainer (engine.trainer) in this
+    process on the toy, stopped by a real SIGTERM after iteration 6 of 12, saves there and
+    exits 128 + 15; resumed, it ends with the weights of a run left alone."""
+    from engine import trainer
+    # As under the job, which holds the run's lock: in one process a second training of the
+    # same dir would find its own first lock still open.
+    monkeypatch.setenv('SUITE_RUN_LOCK_FD', '-1')
+    base = toy_config(tmp_path / 'toy.py', by_epoch=True, length=3, samples=4)  # 12 iterations
+    stopped = tmp_path / 'stopped.py'
+    stopped.write_text("_base_ = ['toy.py']\n"
+                       "custom_hooks = [dict(type='SignalAtIter', at=6, signum=15)]\n")
+
+    def train(config: Path, work: Path, name: str) -> None:
+        trainer.main([str(config), '--work-dir', str(work), '--resume',
+                      '--cfg-options', f'experiment_name={name}'])
+
+    train(base, tmp_path / 'alone', 'alone')
+    with pytest.raises(SystemExit) as stop:
+        train(stopped, tmp_path / 'work', 'first')
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert _last(tmp_path / 'work').name == 'preempt_iter_6.pth'
+    train(stopped, tmp_path / 'work', 'resumed')  # the hook fires after iteration 6 only
+    final = [torch.load(d / 'epoch_3.pth', map_location='cpu', weights_only=False)['state_dict']
+             for d in (tmp_path / 'alone', tmp_path / 'work')]
+    assert torch.equal(final[0]['w'], final[1]['w']) and int(final[1]['steps']) == 12

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shlex
 import signal
 import socket
@@ -37,6 +38,8 @@ from runs.rundir import handover_checkpoint, now
 from runs.tracking.tracker_runs import end_tracker_runs
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another live process owns this run
+# What the training prints when a signal stopped it after saving (engine.trainer).
+STOPPED = re.compile(r'^train: stopped by (SIG[A-Z0-9]+) after iteration (\d+)', re.M)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -156,11 +159,35 @@ def _requeue(run_dir: Path, record: dict, lock: rundir.RunLock, slurm_job: str,
     return 1
 
 
+def _handled_stop(console: Path) -> Optional[tuple[str, int]]:
+    """(signal, iteration) when this attempt's training stopped on a signal sent to it, not
+    through this job (``kill -INT`` on the training, a scheduler signalling every process): it
+    saved where it was and says so in its last lines (``engine.trainer``). Such a run is
+    waiting to resume, not failed."""
+    try:
+        with open(console, 'rb') as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+            tail = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return None
+    attempt = tail.rsplit('\n=== ', 1)[-1]  # this attempt's lines only
+    found = STOPPED.findall(attempt)
+    return (found[-1][0], int(found[-1][1])) if found else None
+
+
 def _record_end(run_dir: Path, record: dict, returncode: int) -> int:
     """Record how the training ended, handing a finished cls run's checkpoint over to its
     row's det/seg runs; the exit status."""
     if returncode == EXIT_LOCKED:  # the training found another live holder (started by hand)
         return EXIT_LOCKED
+    stop = _handled_stop(run_dir / rundir.CONSOLE) if returncode != 0 else None
+    if stop is not None:
+        name, iteration = stop
+        rundir.write_record(run_dir, status='interrupted', returncode=returncode, ended=now(),
+                            error=f'stopped by {name} after iteration {iteration} (the signal '
+                                  'went to the training); run the table again to resume')
+        end_tracker_runs(record, 'interrupted')
+        return 128 + int(getattr(signal.Signals, name, signal.SIGTERM))
     if returncode == 0:
         link = link_handover(run_dir) if record.get('task') == 'cls' else None
         rundir.write_record(run_dir, status='finished', returncode=0, ended=now(),
