@@ -1,7 +1,6 @@
 """MobileMamba backbone: sizes against the README, flags, fusion, backbone interface, conversion,
 and (where mmpretrain is installed) the head, the distillation model and the configs."""
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,6 @@ from backbones.ops.haar import haar_filters
 torch.set_num_threads(min(2, torch.get_num_threads()))
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(widths=(48, 64, 80), depths=(1, 1, 1))
-HAS_MMPRETRAIN = importlib.util.find_spec('mmpretrain') is not None
-needs_mmpretrain = pytest.mark.skipif(not HAS_MMPRETRAIN, reason='mmpretrain not installed')
 
 # Official README: params (M) with the 1000-class head, FLOPs (M) at the variant's resolution.
 README = dict(T2=(8.8, 255, 192), T4=(14.2, 413, 192), S6=(15.0, 652, 224),
@@ -74,7 +71,7 @@ def test_flops_match_readme(arch):
     official fvcore count on the fused model) plus the analytic scan, and leaves out the few
     element-wise ops (LayerNorm, SiLU, gating) fvcore adds; 3% covers that and nothing more.
     """
-    complexity = pytest.importorskip('backbones.model_complexity')
+    from backbones import model_complexity as complexity
     params_ref, flops_ref, res = README[arch]
     model = _classifier(MobileMamba(arch)).eval()
     model.backbone.fuse()
@@ -490,7 +487,6 @@ def _find(pipeline, type_):
     return [t for t in pipeline if t['type'] == type_]
 
 
-@needs_mmpretrain
 @pytest.mark.parametrize('variant', list(VARIANTS))
 def test_variant_configs(variant):
     arch, res, resize = VARIANTS[variant]
@@ -544,7 +540,6 @@ def _batch(n=4, size=64, classes=10):
     return dict(inputs=inputs, data_samples=samples)
 
 
-@needs_mmpretrain
 def test_classifier_trains_and_fuses():
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
@@ -567,7 +562,6 @@ def test_classifier_trains_and_fuses():
     assert (out - ref).abs().max() < 1e-4
 
 
-@needs_mmpretrain
 def test_dagger_config_and_distillation(tmp_path):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
@@ -621,7 +615,6 @@ def test_dagger_config_and_distillation(tmp_path):
     assert seen['x'].shape == official.shape and torch.allclose(seen['x'], official, atol=1e-5)
 
 
-@needs_mmpretrain
 def test_convert_checkpoint_tool_reproduces_logits(tmp_path):
     """tools/convert_checkpoint.py on a file in the official layout: no missing/unexpected keys
     against the S6 config's model, and the mmpretrain model then gives the source's logits."""

@@ -70,9 +70,10 @@ def mambavision_downstream_params(checkout: Path) -> dict:
         from backbones.ops import mamba_shim
         mamba_shim.selective_scan_ref()  # imports mamba_ssm without its CUDA kernels
         official = importlib.import_module('mamba_vision')
-    except ImportError as e:  # mmdet / mmseg / mamba_ssm missing
-        print(f'skipping the MambaVision downstream names: {e}')
-        return {}
+    except ImportError as e:  # mmdet / mmseg / mamba_ssm missing: never write a fixture without
+        raise SystemExit(f'make_official_recipe_fixture.py: error: the official downstream '
+                         f'backbone does not import here ({e}); run it in the suite\'s '
+                         f'environment (./run_all.sh python tools/make_official_recipe_fixture.py)')
     out = {}
     for variant, stem in MV_DET_CONFIGS.items():
         cfg_path = (checkout / 'object_detection' / 'configs' / 'mamba_vision' /
