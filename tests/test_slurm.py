@@ -191,3 +191,28 @@ def test_a_run_spans_two_nodes_and_resumes_after_requeue(tmp_path, capsys):
     assert 'GPU number: 4' in console and 'Distributed launcher: slurm' in console
     assert re.search(r'resumed epoch: \d+, iter: [1-9]\d*', console), console[-3000:]
     assert record['fidelity']['gpus'] == 4 and record['fidelity']['device'] == 'cpu'
+
+
+def test_one_run_through_the_slurm_executor(tmp_path):
+    """The quick stand-in of the job-graph tests: the SLURM executor queues one run (a stand-in
+    training that prints and exits 0) with its batch script, SLURM starts the run's job, and the
+    job records the run finished under that SLURM job."""
+    from runs.executors.process_layout import process_layout
+    from runs.executors.slurm import SlurmExecutor, SlurmOptions
+    from runs.provenance import REPO
+    from runs.table.graph import Run
+    _require_cluster()
+    key = _key(GOOD, 'cls')
+    run = Run(key, key.dir(tmp_path), 1, layout=process_layout(1, 'slurm', 'cpu'))
+    run.dir.mkdir(parents=True)
+    rundir.write_record(run.dir, status='queued', task='cls', cwd=str(REPO),
+                        command=['python3', '-c', 'print("trained")'])
+    executor = SlurmExecutor(SlurmOptions(time='00:05:00', requeue_before=60), tmp_path)
+    executor.execute([run], [run])
+    assert run.outcome == 'queued' and run.job_id
+    script = (run.dir / 'job.sbatch').read_text()
+    assert '#SBATCH --signal=B:USR1@60\n' in script and '#SBATCH --time=00:05:00\n' in script
+    record = _wait(lambda: (rundir.read_record(run.dir) or {}).get('status') == 'finished'
+                   and rundir.read_record(run.dir), 'the job to finish', timeout=120)
+    assert record['slurm_job_id'] == run.job_id and record['attempts'] == 1
+    assert 'trained' in (run.dir / rundir.CONSOLE).read_text()
