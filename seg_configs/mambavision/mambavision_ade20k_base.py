@@ -33,8 +33,10 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
-# 8 GPUs x 2 images.
-train_dataloader = dict(batch_size=2)
+# 16 GPUs x 1 image, as the official T and B runs (their logs); S: 8 x 2 (its own config).
+train_dataloader = dict(batch_size=1)
+# Validation every 16k iterations (mmseg's 160k schedule), as the official T run's log; S and B
+# validated every 10k (their logs; their configs set it).
 # Bounded disk: the last two checkpoints (every 16k iterations); the final model is reported.
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000,
                                      max_keep_ckpts=2))

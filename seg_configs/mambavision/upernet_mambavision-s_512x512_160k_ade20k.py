@@ -3,6 +3,12 @@
 # NVlabs/MambaVision semantic_segmentation/configs/mamba_vision/
 # mamba_vision_160k_ade20k-512x512_small.py.
 _base_ = './upernet_mambavision-t_512x512_160k_ade20k.py'
+# The official S run alone ran 8 GPUs x 2 images (T and B: 16 x 1): its own recipe's GPU count
+# (ablations/recipes.py) and per-GPU batch.
+recipe = 'mambavision-ade20k-s'
+train_dataloader = dict(batch_size=2)
+# Validation every 10k iterations, as the official S run's log (T's: every 16k).
+train_cfg = dict(val_interval=10000)
 
 model = dict(
     backbone=dict(
