@@ -309,8 +309,8 @@ def test_mobilemamba_validates_when_the_official_trainer_tests():
                                dynamic_intervals=t.get('dynamic_intervals'))
     ours = []
     for epoch in range(t.max_epochs):
-        loop._decide_current_val_interval()  # as run() does before each epoch
         loop._epoch = epoch + 1              # as run_epoch() leaves it
+        loop._decide_current_val_interval()  # as run() does after each epoch, before deciding
         # run()'s condition for validating after the epoch:
         if loop._epoch >= loop.val_begin and (loop._epoch % loop.val_interval == 0
                                               or loop._epoch == loop._max_epochs):

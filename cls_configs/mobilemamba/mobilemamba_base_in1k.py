@@ -101,8 +101,10 @@ def _schedule(epochs: int) -> list:
 _schedules = {f'e{e}': _schedule(e) for e in (300, 1000)}
 param_scheduler = _schedules['e300']
 # Validation (of the EMA model, whose best top-1 is reported) every 5 epochs, then every epoch from
-# epoch 200 (official test_per_epoch 5, test_start_epoch 200).
-train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5, dynamic_intervals=[(200, 1)])
+# epoch 200 (official test_per_epoch 5, test_start_epoch 200). mmengine picks the interval after
+# each epoch for the next one (milestone m: from epoch m on), so the milestone is 201: with 200
+# it would validate after epoch 199 too, which the official runs never evaluated.
+train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=5, dynamic_intervals=[(201, 1)])
 
 # EMA with decay 0.9998 per optimizer step (mmengine's momentum is 1 - decay; StepEMAHook
 # averages once per optimizer step under gradient accumulation too, engine/ema.py); like
