@@ -104,6 +104,7 @@ def max_difference(a: dict, b: dict) -> tuple[float, float]:
     return abs_diff, rel_diff
 
 
+@pytest.mark.slow
 def test_world_size_invariance(data, tmp_path):
     runs = {(world, acc): train(data, tmp_path / f'ws{world}-acc{acc}', world, acc)
             for world, acc in ((1, 4), (2, 2), (4, 1))}
@@ -134,6 +135,7 @@ def test_world_size_invariance(data, tmp_path):
     assert first['loss'] > 0 and first['lr'] > 0
 
 
+@pytest.mark.slow
 def test_two_process_run_stops_resumes_and_reports_its_world_size(data, tmp_path):
     """``--launcher pytorch --gpus 2`` on a CPU machine: two gloo processes train the smoke row;
     SIGTERM stops both, a rerun resumes where the last checkpoint left off, rank 0 alone writes

@@ -31,6 +31,7 @@ def _checks(out: str) -> dict[str, tuple[str, str]]:
     return {line[6:22].strip(): (line[:4].strip(), line[23:]) for line in lines[:-1]}
 
 
+@pytest.mark.slow
 def test_doctor_passes_here_on_the_smoke_profile(tmp_path, capsys):
     # two CPU processes stand in for two GPUs: the all-reduce runs over both (gloo)
     assert doctor_main([*ONE_RUN, '--gpus', '2', '--launcher', 'pytorch',
@@ -47,6 +48,7 @@ def test_doctor_passes_here_on_the_smoke_profile(tmp_path, capsys):
     assert out.strip().splitlines()[-1].startswith('doctor: ') and '0 FAIL' in out
 
 
+@pytest.mark.slow
 def test_wrong_data_layout_fails(tmp_path, capsys):
     data = tmp_path / 'data'
     (data / 'imagenet' / 'train' / 'n01440764').mkdir(parents=True)  # no val/
@@ -70,6 +72,7 @@ def test_a_sample_that_does_not_decode_fails(tmp_path):
     assert check.status == 'FAIL' and 'does not decode' in check.text, check
 
 
+@pytest.mark.slow
 def test_full_disk_fails(tmp_path, capsys):
     if os.geteuid() != 0:
         pytest.skip('mounting a tmpfs needs root')
@@ -97,6 +100,7 @@ def test_unknown_slurm_partition_fails(tmp_path, capsys):
     assert not (tmp_path / '.doctor').exists()  # nothing was submitted
 
 
+@pytest.mark.slow
 def test_broken_mamba_ssm_import_fails(tmp_path):
     """A mamba-ssm built for another torch fails at import with an undefined symbol; a package
     of the same name first on the path does exactly that, in a fresh interpreter."""

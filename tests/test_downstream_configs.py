@@ -203,6 +203,7 @@ def _assert_every_parameter_is_trained(model: torch.nn.Module, cfg: Config) -> N
     assert any(p.grad.abs().sum() > 0 for p in model.backbone.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', DET_CONFIGS, ids=lambda p: Path(p).stem)
 def test_det_config_builds_and_trains_one_step(path):
     cfg = _load(path, 'det')
@@ -216,6 +217,7 @@ def test_det_config_builds_and_trains_one_step(path):
     _assert_every_parameter_is_trained(model, cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', SEG_CONFIGS, ids=lambda p: Path(p).stem)
 def test_seg_config_builds_and_trains_one_step(path):
     cfg = _load(path, 'seg')
@@ -289,6 +291,7 @@ def test_ssdlite_follows_the_official_structure():
     assert resize[0].scale == (512, 512)
 
 
+@pytest.mark.slow
 def test_downstream_recipes_share_one_decay_rule():
     """No drift between the downstream configs: the official configs' rule, no weight decay where
     a name contains 'norm', nothing else (norm layers by type, biases, A_log and D decay, as

@@ -89,6 +89,7 @@ def _train_step(model, data):
     return losses
 
 
+@pytest.mark.slow
 def test_stock_mmdet_mask_rcnn_trains_on_cpu():
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample

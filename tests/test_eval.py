@@ -248,6 +248,7 @@ def test_fuse_bn_is_for_mobilemamba(tmp_path, capsys):
     assert '--fuse-bn' in err and 'MobileMamba' in err
 
 
+@pytest.mark.slow
 def test_run_all_eval_garbage_file(tmp_path):
     garbage = tmp_path / 'garbage.pth'
     garbage.write_text('not a checkpoint\n')

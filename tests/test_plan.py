@@ -82,6 +82,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_broken_config_is_reported_with_its_error_and_a_non_zero_exit(tmp_path, capsys):
     """A backbone arch that does not exist: the pilot fails building the model, the plan says
     so with the error and the log, and exits 1."""

@@ -113,6 +113,7 @@ def test_one_process_needs_no_launcher_and_more_do():
         process_layout(2, 'none', 'gpu')
 
 
+@pytest.mark.slow
 def test_the_dry_run_plans_what_sbatch_starts():
     """The measurement of the issue, through the command: 12 GPUs on nodes of 8 were planned as
     12 while sbatch asked for 2 x 8 = 16; now both say 12 (2 nodes x 6)."""

@@ -192,6 +192,7 @@ def test_table4_seg_at_the_official_16_gpus_shows_no_per_gpu_deviation(tmp_path,
         deviations
 
 
+@pytest.mark.slow
 def test_table4_seg_at_8_gpus_keeps_one_image_per_gpu_and_shows_the_deviation(tmp_path, capsys):
     from ablations.compose import build_row_config
     lines = _dry_run(8, tmp_path, capsys)

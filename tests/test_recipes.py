@@ -58,6 +58,7 @@ def test_a_non_dividing_gpu_count_scales_the_lr_by_the_recipes_rule_and_says_so(
     assert g['lr'] == pytest.approx(3e-3 * 1026 / 1024)  # the official linear rule
 
 
+@pytest.mark.slow
 def test_detection_and_segmentation_keep_16_and_scale_iteration_counts():
     det = _full('det', 8)
     assert (det.fidelity['effective_batch'], det.fidelity['accumulation']) == (16, 1)
@@ -119,6 +120,7 @@ def test_smoke_profile_keeps_its_batch_and_says_it_is_not_a_reproduction(tmp_pat
     assert cfg.fidelity['mesa'] == dict(weight=0.5, start_ratio=0.25)
 
 
+@pytest.mark.slow
 def test_every_full_config_names_a_recipe_whose_batch_it_holds():
     """Per-GPU batch of each config x the official GPU count = the recipe's global batch."""
     configs = [p for d in ('cls_configs', 'det_configs', 'seg_configs')
@@ -168,6 +170,7 @@ def test_mesa_loss_matches_a_hand_computation():
     assert mesa_loss(torch.tensor(y), torch.tensor(y)).item() == pytest.approx(0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_mesa_starts_after_the_start_ratio_in_a_real_run(tmp_path):
     """A real mmengine run of the smoke MambaVision classifier with the full recipe's EMA and
     MESA hooks: 4 epochs trained, progress counted against the hook's 3 epochs (as the official

@@ -108,6 +108,7 @@ def _repos() -> dict[str, Path] | None:
     return dict(zip(('lewandofskee/MobileMamba', 'NVlabs/MambaVision'), map(Path, paths)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_repos() is None, reason='no snapshot of the official repositories here '
                                              '(set SUITE_REFERENCE_REPOS=<MobileMamba>:<MambaVision>)')
 def test_extractions_regenerate_byte_equal_from_the_originals(tmp_path):

@@ -74,6 +74,7 @@ def test_data_root_check_shows_the_expected_layout(tmp_path, smoke_data):
         build_row_config('table4', 'conv2-concat', 'cls', profile='full')
 
 
+@pytest.mark.slow
 def test_full_profile_dry_run_shows_slurm_jobs(capsys, tmp_path):
     assert main(['table4', '--profile', 'full', '--launcher', 'slurm', '--gpus', 'cls=16,det=8',
                  '--partition', 'gpu', '--dry-run', '--work-dir', str(tmp_path)]) == 0
@@ -112,6 +113,7 @@ def _registry_for(cfg):
     return MODELS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('table', list(TABLES))
 @pytest.mark.parametrize('profile', ['smoke', 'full'])
 def test_every_row_config_builds_its_model(table, profile, smoke_data, tmp_path):

@@ -204,6 +204,7 @@ def test_official_layouts_load_without_trust(tmp_path):
     assert set(ckpt) >= {'net', 'net_E', 'scheduler', 'topk_recorder'}
 
 
+@pytest.mark.slow
 def test_allowlist_is_what_the_real_checkpoints_need(tmp_path):
     """Every allowlisted global occurs in a real checkpoint of one of the three kinds (an
     mmengine one with EMA, written by a real training of the toy), and nothing else is needed."""

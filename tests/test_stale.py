@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runs import rundir
 from ablations import METRICS, get_table
 from tools import report as cli
@@ -53,6 +55,7 @@ def _det_cell(tmp_path: Path, monkeypatch, code: int = 0) -> str:
     return row[METRICS['box_ap'].label]
 
 
+@pytest.mark.slow
 def test_det_run_is_current_while_its_cls_run_is(tmp_path, monkeypatch):
     (cls_key, cls_dir), (det_key, det_dir), _ = _plant(tmp_path / 'work_dirs')
     assert stale_reason(cls_key, cls_dir, rundir.read_record(cls_dir)) is None
@@ -61,6 +64,7 @@ def test_det_run_is_current_while_its_cls_run_is(tmp_path, monkeypatch):
     assert cell.startswith('32.1') and 'stale' not in cell
 
 
+@pytest.mark.slow
 def test_det_run_is_stale_when_its_cls_run_was_rerun(tmp_path, monkeypatch):
     (cls_key, cls_dir), (det_key, det_dir), _ = _plant(tmp_path / 'work_dirs',
                                                         det_upstream='0' * 16)
@@ -71,6 +75,7 @@ def test_det_run_is_stale_when_its_cls_run_was_rerun(tmp_path, monkeypatch):
     assert 'stale' in cell and '32.1' not in cell
 
 
+@pytest.mark.slow
 def test_det_run_is_stale_when_its_cls_run_is(tmp_path, monkeypatch):
     cls_key = rundir.RunKey.train(TABLE, 'smoke', ROW, 'cls', 0)
     # At 2 GPUs the smoke recipe keeps its global batch with another per-GPU batch: another hash.
