@@ -166,13 +166,17 @@ def _same_state(a: Path, b: Path) -> None:
     from backbones.checkpoint_io import load_checkpoint
     ca, cb = load_checkpoint(a), load_checkpoint(b)
     for part in ('state_dict', 'ema_state_dict'):
+        assert (part in ca) == (part in cb), part
         if part not in ca:
             continue
         assert ca[part].keys() == cb[part].keys()
         for key in ca[part]:
             assert torch.equal(ca[part][key], cb[part][key]), f'{part}.{key} differs'
+    # Both sides' optimizer state: the same parameters, the same entries, equal values.
     sa, sb = ca['optimizer']['state'], cb['optimizer']['state']
+    assert sa.keys() == sb.keys()
     for index in sa:
+        assert sa[index].keys() == sb[index].keys(), index
         for key in sa[index]:
             assert torch.equal(torch.as_tensor(sa[index][key]), torch.as_tensor(sb[index][key]))
 
