@@ -353,3 +353,19 @@ def test_toy_preemption_resume_in_process_ends_where_an_uninterrupted_run_ends(
     final = [torch.load(d / 'epoch_3.pth', map_location='cpu', weights_only=False)['state_dict']
              for d in (tmp_path / 'alone', tmp_path / 'work')]
     assert torch.equal(final[0]['w'], final[1]['w']) and int(final[1]['steps']) == 12
+
+
+def test_an_inf_loss_stops_the_run_like_a_nan(tmp_path, restore_signals, monkeypatch):
+    """docs/nothing_lost.md: a NaN *or Inf* loss stops the run with its reason. The real trainer
+    in-process on the toy whose loss becomes inf at step 7 (epoch 2 of 4-step epochs): exit 3,
+    the reason in failure.txt, nothing of epoch 2 saved."""
+    from engine import trainer
+    monkeypatch.setenv('SUITE_RUN_LOCK_FD', '-1')  # as under the job (see the test above)
+    config = toy_config(tmp_path / 'toy.py', nan_at=7, bad='inf', length=3, samples=4)
+    work = tmp_path / 'work'
+    with pytest.raises(SystemExit) as stop:
+        trainer.main([str(config), '--work-dir', str(work), '--cfg-options',
+                      'experiment_name=inf'])
+    assert stop.value.code == 3
+    assert (work / rundir.FAILURE_NOTE).read_text() == 'loss became inf at iter 7 (epoch 2)\n'
+    assert _last(work).name == 'epoch_1.pth' and not (work / 'epoch_2.pth').exists()

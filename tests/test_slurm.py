@@ -216,3 +216,24 @@ def test_one_run_through_the_slurm_executor(tmp_path):
                    and rundir.read_record(run.dir), 'the job to finish', timeout=120)
     assert record['slurm_job_id'] == run.job_id and record['attempts'] == 1
     assert 'trained' in (run.dir / rundir.CONSOLE).read_text()
+
+
+def test_sbatch_passes_the_slurm_options_through():
+    """docs/full_profile.md: --partition, --account, --qos, --time, --mem reach sbatch as given,
+    --cpus-per-gpu is each task's cores, --requeue-before the USR1 warning (no cluster needed)."""
+    from runs.executors.process_layout import process_layout
+    from runs.table.graph import Run
+    from tools.run_table import parse_args
+    options = parse_args(['table4', '--profile', 'full', '--launcher', 'slurm', '--gpus', '16',
+                          '--partition', 'p1', '--account', 'a1', '--qos', 'q1', '--time',
+                          '2-00:00:00', '--mem', '200G', '--cpus-per-gpu', '7',
+                          '--requeue-before', '900', '--sbatch-args=--constraint=a100'])
+    key = RunKey.train('table4', 'full', GOOD, 'cls', 0)
+    run = Run(key, key.dir('/w'), 16, layout=process_layout(16, 'slurm', 'gpu'))
+    from runs.executors.slurm import sbatch_script
+    lines = set(sbatch_script(run, options.executor).splitlines())
+    assert {'#SBATCH --partition=p1', '#SBATCH --account=a1', '#SBATCH --qos=q1',
+            '#SBATCH --time=2-00:00:00', '#SBATCH --mem=200G', '#SBATCH --cpus-per-task=7',
+            '#SBATCH --signal=B:USR1@900', '#SBATCH --requeue', '#SBATCH --nodes=2',
+            '#SBATCH --ntasks-per-node=8', '#SBATCH --gres=gpu:8'} <= lines, sorted(lines)
+    assert options.executor.sbatch_args == '--constraint=a100'  # given to sbatch itself

@@ -39,8 +39,10 @@ class ToyNumbers(torch.utils.data.Dataset):
 
 @MODELS.register_module(force=True)
 class ToyRegressor(BaseModel):
-    def __init__(self, ballast_mb: int = 0, nan_at: Optional[int] = None, init_cfg=None):
+    def __init__(self, ballast_mb: int = 0, nan_at: Optional[int] = None, bad: str = 'nan',
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.bad = float(bad)  # what the loss becomes from step nan_at on: nan or inf
         self.w = torch.nn.Parameter(torch.ones(1))
         self.register_buffer('ballast', torch.zeros(ballast_mb * 2 ** 18))  # 4 bytes each
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
@@ -53,7 +55,7 @@ class ToyRegressor(BaseModel):
         self.steps += 1
         loss = ((self.w * x - 1.0) ** 2).mean()
         if self.nan_at is not None and int(self.steps) >= self.nan_at:
-            loss = loss * float('nan')
+            loss = loss * self.bad
         return dict(loss=loss)
 
 
@@ -74,14 +76,14 @@ class SignalAtIter(Hook):
 
 def toy_config(path: Path, *, ballast_mb: int = 0, nan_at: Optional[int] = None,
                by_epoch: bool = True, length: int = 3, interval: int = 1, keep: int = 2,
-               samples: int = 4) -> Path:
+               samples: int = 4, bad: str = 'nan') -> Path:
     """Write a config training the toy for ``length`` epochs (or iterations) of ``samples``
     batches of one, with a checkpoint every ``interval`` of them; return its path."""
     loop = (f'dict(by_epoch=True, max_epochs={length})' if by_epoch
             else f'dict(by_epoch=False, max_iters={length})')
     path.write_text(f'''
 custom_imports = dict(imports=['toy_training'], allow_failed_imports=False)
-model = dict(type='ToyRegressor', ballast_mb={ballast_mb}, nan_at={nan_at!r})
+model = dict(type='ToyRegressor', ballast_mb={ballast_mb}, nan_at={nan_at!r}, bad={bad!r})
 train_dataloader = dict(batch_size=1, num_workers=0,
                         sampler=dict(type='DefaultSampler', shuffle=False),
                         dataset=dict(type='ToyNumbers', size={samples}))
