@@ -4,7 +4,7 @@ each run of a table is.
 One line per run: state (``runs.rundir.STATES``), SLURM job id, progress from the mmengine log,
 elapsed, ETA; then a summary. A running full-profile run whose row is the released model of an
 official run (``ablations/reference_catalog.py``) gets a second line: its last evaluation and its lr
-now, each against the official run's at the same epoch or step.
+now, each against the official run's at the same epoch or step (``runs.commands.table_status``).
 
 ``--rows``, ``--tasks`` and ``--seeds`` select runs as the table command does, so the subset
 that was queued can be followed on its own; without them every run of the table is listed.

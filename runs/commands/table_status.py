@@ -1,16 +1,11 @@
-"""``./run_all.sh status <table> [--rows R] [--tasks T] [--seeds N] [--profile P] [--wait]``: where
-each run of a table is.
+"""Where each run of a table is: the engine of ``./run_all.sh status`` (its front, options and
+exit codes: ``tools/status.py``).
 
-One line per run: state (``runs.rundir.STATES``), SLURM job id, progress from the mmengine log,
-elapsed, ETA; then a summary. A running full-profile run whose row is the released model of an
-official run (``ablations/reference_catalog.py``) gets a second line: its last evaluation and its lr
-now, each against the official run's at the same epoch or step.
-
-``--rows``, ``--tasks`` and ``--seeds`` select runs as the table command does, so the subset
-that was queued can be followed on its own; without them every run of the table is listed.
-``--wait`` blocks until every selected run has ended (:data:`ENDED`), printing each change of
-state, then lists them. Exit 0 only when every selected run has finished (and none is stale), 1
-otherwise, 2 for bad arguments.
+A run's state is what its record and lock tell (``runs.rundir``), corrected by what SLURM still
+holds and by staleness; its progress and ETA come from the newest mmengine log; a running
+full-profile run that is an official run's released model is followed against that run
+(``runs.logs.official_runs.tracking_line``). :func:`wait` polls until every selected run has
+ended (:data:`ENDED`).
 """
 from __future__ import annotations
 
