@@ -32,8 +32,8 @@ from engine import hardening, preemption
 from engine.process_group import prepare_distributed
 from engine.run_files import FAILURE_NOTE, RunLock, TrainingFailed, lock_holder
 
-EXIT_FAILED = 3
-PROG = 'train'  # the prefix of its own console lines  # a NaN/Inf loss or a full disk: the reason is in <work-dir>/failure.txt
+EXIT_FAILED = 3  # a NaN/Inf loss or a full disk: the reason is in <work-dir>/failure.txt
+PROG = 'train'  # the prefix of its own console lines
 
 
 def parse_args(argv=None) -> argparse.Namespace:

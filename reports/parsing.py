@@ -388,8 +388,8 @@ def collect(work_dir: Path, table: AblationTable, pick: str = 'last'
     if not root.is_dir():
         return pd.DataFrame(columns=COLUMNS), [f'no run folder {show_path(root)}']
     for key, run_dir, why in rundir.iter_run_dirs(work_dir, table.name,
-                                                rows={r.slug for r in table.rows},
-                                                tasks=table.tasks):
+                                                  rows={r.slug for r in table.rows},
+                                                  tasks=table.tasks):
         if key is None:
             warnings.append(f'{show_path(run_dir)}: {why}; ignored')
             continue

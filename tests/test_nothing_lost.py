@@ -34,7 +34,7 @@ def _record_run(run_dir: Path, config: Path) -> None:
     """A run dir as the runner writes it: a record whose command trains ``config``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_record(run_dir, status='queued', task='cls', cwd=str(REPO),
-                      command=[sys.executable, str(TRAIN), str(config), '--work-dir',
+                        command=[sys.executable, str(TRAIN), str(config), '--work-dir',
                                str(run_dir), '--resume'])
 
 

@@ -64,11 +64,8 @@ def full_cls_run(gpus: int):
 
 
 def _slurm(per_node: int, has_gpus: bool) -> SlurmExecutor:
-    executor = SlurmExecutor.__new__(SlurmExecutor)  # without asking sinfo about a partition
-    executor.options, executor.work_dir, executor.report_dir = \
-        SlurmOptions(partition='gpu', gpus_per_node=per_node), Path('/w'), None
-    executor.partition_has_gpus = has_gpus
-    return executor
+    return SlurmExecutor(SlurmOptions(partition='gpu', gpus_per_node=per_node), Path('/w'),
+                         partition_has_gpus=has_gpus)  # without asking sinfo
 
 
 @pytest.mark.parametrize('gpus', GPUS)

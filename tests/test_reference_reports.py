@@ -78,9 +78,9 @@ def plant(work_dir: Path, seed: int, *, upto_epoch: int = 300, status: str = 'fi
     lines += [text for _, text in sorted(events)]
     (run_dir / STAMP / f'{STAMP}.log').write_text('\n'.join(lines) + '\n')
     rundir.write_record(run_dir, table=TABLE, row='official', task='cls', seed=seed,
-                      profile='full', status=status, returncode=0 if status == 'finished'
-                      else None, started='2025-01-01T00:00:00', host=None,
-                      fidelity=_fidelity())
+                        profile='full', status=status, returncode=0 if status == 'finished'
+                        else None, started='2025-01-01T00:00:00', host=None,
+                        fidelity=_fidelity())
     return run_dir
 
 
@@ -205,7 +205,7 @@ def test_released_weights_section_shows_what_the_official_log_gives(tmp_path):
     run_dir = rundir.RunKey.eval(TABLE, 'full', 'official', 'cls', 'ab' * 32).dir(tmp_path)
     run_dir.mkdir(parents=True)
     rundir.write_record(run_dir, status='finished', kind='eval', checkpoint='mobilemamba_s6.pth',
-                      checkpoint_sha256='ab' * 32, metrics={'accuracy/top1': 77.99}, ema=True)
+                        checkpoint_sha256='ab' * 32, metrics={'accuracy/top1': 77.99}, ema=True)
     rows = released_rows(tmp_path, TABLE)
     assert rows[0]['official'] == 'best 78.00 (epoch 299), final 77.96 (mobilemamba-s6-in1k)'
     markdown = render_released(rows)

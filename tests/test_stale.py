@@ -40,7 +40,7 @@ def _plant(root: Path, *, cls_gpus: int = 1, det_upstream: str | None = None):
     write_scalars(det_dir, T1, [train_line(1), val_line(
         1, **{'coco/bbox_mAP': 0.321, 'coco/segm_mAP': 0.301})])
     rundir.write_record(det_dir, config_hash=det_hash, upstream_hash=upstream, gpus=1,
-                      pretrained=str(pretrained))
+                        pretrained=str(pretrained))
     return (cls_key, cls_dir), (det_key, det_dir), cls_hash
 
 

@@ -42,8 +42,8 @@ def test_progress_eta_and_exit_status(tmp_path, capsys, one_run_table):
     # Running for 10 minutes, in epoch 3 of 10 at batch 5 of 10: 25 % done, so 30 min to go.
     _, config_hash = run_config(key, data_root=None, work_dir=None)
     rundir.write_record(run_dir, table=key.table, row=key.row, task='cls', seed=0,
-                      profile='smoke', status='running', started=_ago(600), ended=None,
-                      schedule=dict(by_epoch=True, total=10), config_hash=config_hash, gpus=1)
+                        profile='smoke', status='running', started=_ago(600), ended=None,
+                        schedule=dict(by_epoch=True, total=10), config_hash=config_hash, gpus=1)
     log = run_dir / '20260101_000000' / '20260101_000000.log'
     log.parent.mkdir()
     log.write_text('12/03 10:00:00 - mmengine - INFO - Epoch(train)  [2][10/10]  lr: 1e-3\n'

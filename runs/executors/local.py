@@ -104,8 +104,9 @@ def run_local(todo: list[Run], jobs: int, start: float) -> None:
                 if dep is not None and dep.action == 'run' and dep.outcome != 'finished':
                     waiting.remove(run)
                     run.outcome = 'blocked'
-                    rundir.write_record(run.dir, status='blocked', ended=now(),
-                                      error=f'its cls run {dep.name} did not finish ({dep.outcome})')
+                    rundir.write_record(
+                        run.dir, status='blocked', ended=now(),
+                        error=f'its cls run {dep.name} did not finish ({dep.outcome})')
                     done += 1
                     print(f'[{done}/{total}] {run.name}: blocked ({dep.name} {dep.outcome})',
                           flush=True)
@@ -142,8 +143,9 @@ def run_local(todo: list[Run], jobs: int, start: float) -> None:
                     record = rundir.read_record(run.dir) or {}
                     run.outcome = rundir.recorded_state(record, run.dir)
                 done += 1
-                print(f'[{done}/{total}] {run.name}: {run.outcome} in {elapsed(time.monotonic() - t0)}'
-                      f' (table elapsed {elapsed(time.monotonic() - start)})', flush=True)
+                print(f'[{done}/{total}] {run.name}: {run.outcome} in '
+                      f'{elapsed(time.monotonic() - t0)} '
+                      f'(table elapsed {elapsed(time.monotonic() - start)})', flush=True)
                 if run.outcome == 'failed':
                     print(f'  log: {run.dir / rundir.CONSOLE}', flush=True)
             if waiting or running:

@@ -114,11 +114,13 @@ class SlurmExecutor:
     name = 'slurm'
     follows_queued = True  # a run can wait on a queued upstream job (afterok)
 
-    def __init__(self, options: SlurmOptions, work_dir: Path, report_dir: Optional[Path] = None):
+    def __init__(self, options: SlurmOptions, work_dir: Path, report_dir: Optional[Path] = None,
+                 partition_has_gpus: Optional[bool] = None):
         self.options, self.work_dir, self.report_dir = options, work_dir, report_dir
-        # Whether the partition's nodes have GPUs: full runs take them; smoke runs and runs on
-        # a CPU partition use CPU processes (gloo) in their place.
-        self.partition_has_gpus = slurm_has_gpus(options.partition)
+        # Whether the partition's nodes have GPUs (sinfo, unless told): full runs take them;
+        # smoke runs and runs on a CPU partition use CPU processes (gloo) in their place.
+        self.partition_has_gpus = slurm_has_gpus(options.partition) \
+            if partition_has_gpus is None else partition_has_gpus
 
     def device(self, profile: str) -> str:
         return 'gpu' if profile == 'full' and self.partition_has_gpus else 'cpu'

@@ -83,7 +83,8 @@ def extract(source: ReferenceSource, data: bytes, commit: str, blob: Optional[st
         evaluations=[dict(step=e.step, unit=e.unit, iter=e.iter, metrics=e.metrics)
                      for e in log.evaluations],
         legend=LEGEND,
-        extracted=dict(by='tools/extract_reference_runs.py', parser=f'runs/logs/log_formats.py ({log.format})'),
+        extracted=dict(by='tools/extract_reference_runs.py',
+                       parser=f'runs/logs/log_formats.py ({log.format})'),
     )
 
 

@@ -131,14 +131,15 @@ def prepare(run: Run, options: TableOptions, data_root: Path) -> bool:
     train_cfg = cfg.get('train_cfg', {}) or {}
     by_epoch = bool(train_cfg.get('by_epoch', 'max_epochs' in train_cfg))
     run.command = train_command(config_path, run.dir, run.layout)
-    rundir.write_record(run.dir, **identity, status='queued', returncode=None, config_hash=run.config_hash,
-                      command=run.command, cwd=str(REPO), config=str(config_path),
-                      console_log=str(run.dir / rundir.CONSOLE), queued=now(), ended=None,
-                      schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
-                          'max_epochs' if by_epoch else 'max_iters')),
-                      fidelity=fidelity, footprint=run.footprint,
-                      trackers=list(tracker_runs), tracker_runs=tracker_runs,
-                      slurm_job_id=None, error=None)
+    rundir.write_record(run.dir, **identity, status='queued', returncode=None,
+                        config_hash=run.config_hash, command=run.command, cwd=str(REPO),
+                        config=str(config_path), console_log=str(run.dir / rundir.CONSOLE),
+                        queued=now(), ended=None,
+                        schedule=dict(by_epoch=by_epoch, total=train_cfg.get(
+                            'max_epochs' if by_epoch else 'max_iters')),
+                        fidelity=fidelity, footprint=run.footprint,
+                        trackers=list(tracker_runs), tracker_runs=tracker_runs,
+                        slurm_job_id=None, error=None)
     return True
 
 
@@ -146,7 +147,7 @@ def _failed_before_start(run: Run, identity: dict, stage: str, what: str,
                          exc: Exception) -> bool:
     """Record a run that could not be prepared as failed (the others go on); False."""
     rundir.write_record(run.dir, **identity, status='failed', returncode=None,
-                      error=f'{stage}: {exc!r}', ended=now(), config_hash=None)
+                        error=f'{stage}: {exc!r}', ended=now(), config_hash=None)
     print(f'  {run.name}: FAILED {what}: {exc}', flush=True)
     run.outcome = 'failed'
     return False
