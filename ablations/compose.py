@@ -241,7 +241,9 @@ def _validation_crop_deviations(cfg: Config) -> list:
     """MambaVision: validating during training at another crop than the yaml's, by which the
     official train.py picks the best (reported) epoch."""
     arch = cfg.model.get('backbone', {}).get('arch')
-    if cfg.get('recipe') != 'mambavision-in1k' or arch not in MAMBAVISION_TRAIN_VAL_CROP:
+    # (an arch given as a dict of widths is no official variant)
+    if cfg.get('recipe') != 'mambavision-in1k' or not isinstance(arch, str) \
+            or arch not in MAMBAVISION_TRAIN_VAL_CROP:
         return []
     crop_pct = MAMBAVISION_TRAIN_VAL_CROP[arch]
     resize = next((t.get('scale') for t in cfg.val_dataloader.dataset.pipeline
