@@ -7,7 +7,9 @@ backbone, the checkpoint converter, the variant table.
 Parameter names follow the official checkpoints (NVlabs/MambaVision) wherever the module is the
 same, so an official ImageNet or downstream checkpoint loads after a prefix change only
 (``convert_official_state_dict``). The ablation flags of the paper's Table 4 and the hybrid
-patterns of Table 5 are constructor arguments (``mixer_cfg``, ``hybrid_pattern``).
+patterns of Table 5 are constructor arguments (``mixer_cfg``, ``hybrid_pattern``). The token
+mixer is built from mmengine's ``MODELS`` registry, so ``mixer_cfg=dict(type=...)`` swaps in
+any registered mixer that keeps the contract of ``MambaVisionMixer`` (docs/mixers.md).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from .layers import DropPath, FrozenStagesMixin, LayerNorm2d
+from .mixer_contract import resolve_mixer_type
 from .ops import selective_scan
 
 __all__ = ['MambaVision', 'MambaVisionMixer', 'check_mixer_flags', 'hybrid_layout',
@@ -34,6 +37,8 @@ HYBRID_PATTERNS = ('last_half', 'first_half', 'alternate_sm', 'alternate_ms', 'l
                    'random')
 MIXER_DEFAULTS = dict(conv1='regular', conv2=True, fusion='concat', dt_bias_twice=True, d_state=8,
                       d_conv=3, expand=1)
+# The registered name of the paper's mixer: what a mixer_cfg without ``type`` builds.
+PAPER_MIXER = 'MambaVisionMixer'
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -164,6 +169,7 @@ def check_mixer_flags(d_model: int, conv1: str = 'regular', conv2: bool = True,
                          f'x and z branches), got {expand} * {d_model}')
 
 
+@MODELS.register_module()
 class MambaVisionMixer(nn.Module):
     """MambaVision's token mixer (paper Eq. 7) with the Table 4 ablation factors as flags.
 
@@ -179,6 +185,13 @@ class MambaVisionMixer(nn.Module):
     Table 4; the paper does not say). ``conv1='causal'`` pads only on the left (original Mamba);
     ``'regular'`` uses symmetric 'same' padding (official). ``dt_bias_twice=True`` keeps the
     official quirk: dt_proj adds its bias and the same bias goes to the scan as delta_bias.
+
+    Contract (what any mixer named by ``mixer_cfg=dict(type=...)`` must keep; docs/mixers.md):
+    the block builds it as ``MODELS.build(mixer_cfg, default_args=dict(d_model=C))`` with C the
+    stage width (``dim * 4`` in stage 3, ``dim * 8`` in stage 4) and nothing else but the user's
+    keys; ``forward`` maps the LayerNorm-ed tokens of one window, (B * windows, wh * ww, C) in
+    row-major order, to a tensor of the same shape and dtype. The backbone's init then
+    re-initialises its nn.Linear, nn.LayerNorm and nn.BatchNorm2d layers, as it does this one's.
     """
 
     def __init__(self, d_model: int, conv1: str = 'regular', conv2: bool = True,
@@ -253,7 +266,11 @@ class MambaVisionMixer(nn.Module):
 
 # ----------------------------------------------------------------------------- blocks and stages
 class MambaVisionBlock(nn.Module):
-    """Pre-norm block of stages 3-4: a MambaVision mixer or self-attention, then an MLP."""
+    """Pre-norm block of stages 3-4: a token mixer or self-attention, then an MLP.
+
+    The mixer is ``MODELS.build(mixer_cfg, default_args=dict(d_model=dim))``; ``mixer_cfg`` has
+    its ``type`` (the backbone resolves it).
+    """
 
     def __init__(self, dim: int, num_heads: int, attention: bool, mixer_cfg: dict,
                  mlp_ratio: float = 4., qkv_bias: bool = True, drop: float = 0.,
@@ -263,7 +280,7 @@ class MambaVisionBlock(nn.Module):
         self.attention = attention
         self.norm1 = nn.LayerNorm(dim)
         self.mixer = (Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-                      if attention else MambaVisionMixer(dim, **mixer_cfg))
+                      if attention else MODELS.build(mixer_cfg, default_args=dict(d_model=dim)))
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -372,8 +389,11 @@ class MambaVision(FrozenStagesMixin, BaseModule):
         arch: 'T', 'T2', 'S', 'B', 'L', 'L2' (case-insensitive) or a dict with depths,
             num_heads, dim, in_dim, drop_path_rate, layer_scale[, mlp_ratio, layer_scale_conv].
         in_channels: input channels.
-        mixer_cfg: MambaVisionMixer flags (conv1, conv2, fusion, dt_bias_twice, d_state,
-            d_conv, expand); missing keys take the official values.
+        mixer_cfg: the token mixer of the mixer blocks. Without ``type`` (or with
+            ``type='MambaVisionMixer'``): the paper's mixer with these flags (conv1, conv2,
+            fusion, dt_bias_twice, d_state, d_conv, expand), missing keys taking the official
+            values. With ``type`` naming another registered mixer: that class, built with the
+            user's keys and ``d_model`` only (contract: ``MambaVisionMixer``, docs/mixers.md).
         hybrid_pattern: where attention sits in stages 3-4 (``HYBRID_PATTERNS``, Table 5).
         pattern_seed: seed of the ``'random'`` pattern.
         window_size: per-stage window (int or (h, w)); used by stages 3 and 4.
@@ -402,12 +422,21 @@ class MambaVision(FrozenStagesMixin, BaseModule):
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._resolve_arch(arch)
-        mixer_cfg = dict(mixer_cfg or {})
-        unknown = set(mixer_cfg) - set(MIXER_DEFAULTS)
-        if unknown:
-            raise ValueError(f'unknown mixer_cfg keys {sorted(unknown)}; valid keys: '
-                             f'{list(MIXER_DEFAULTS)}')
-        self.mixer_cfg = {**MIXER_DEFAULTS, **mixer_cfg}
+        mixer_cfg = {'type': PAPER_MIXER, **(mixer_cfg or {})}
+        if 'd_model' in mixer_cfg:
+            raise ValueError('mixer_cfg must not set d_model: each block passes its own width')
+        # The paper's defaults are its own flags: merged and checked for the paper's mixer
+        # only; another mixer gets the user's keys as they are.
+        self.uses_paper_mixer = resolve_mixer_type(
+            mixer_cfg, 'mixer_cfg', 'd_model') is MambaVisionMixer
+        if self.uses_paper_mixer:
+            flags = {k: v for k, v in mixer_cfg.items() if k not in ('type', '_scope_')}
+            unknown = set(flags) - set(MIXER_DEFAULTS)
+            if unknown:
+                raise ValueError(f'unknown mixer_cfg keys {sorted(unknown)}; valid keys: '
+                                 f'{list(MIXER_DEFAULTS)}')
+            mixer_cfg = {**mixer_cfg, **MIXER_DEFAULTS, **flags}
+        self.mixer_cfg = mixer_cfg
         if hybrid_pattern not in HYBRID_PATTERNS:
             raise ValueError(f'hybrid_pattern must be one of {HYBRID_PATTERNS}, '
                              f'got {hybrid_pattern!r}')
@@ -427,8 +456,9 @@ class MambaVision(FrozenStagesMixin, BaseModule):
                              'LayerNorm2d) both normalise the stage-4 output: choose one')
 
         depths, dim = list(arch['depths']), int(arch['dim'])
-        # Checked here too: a pattern may leave a stage without any mixer to check them.
-        check_mixer_flags(dim * 4, **self.mixer_cfg)
+        if self.uses_paper_mixer:
+            # Checked here too: a pattern may leave a stage without any mixer to check them.
+            check_mixer_flags(dim * 4, **{k: self.mixer_cfg[k] for k in MIXER_DEFAULTS})
         self.arch = arch
         self.dims = [dim * 2**i for i in range(4)]
         self.out_indices = out_indices

@@ -20,6 +20,12 @@ The ablation flags are constructor arguments of :class:`MRFFI` only; the backbon
                     kernel equals the official single kernel), an int n, or explicit odd kernels.
 * ``scan``          ``'bi'``: row-major sequence and its reverse, summed; ``'uni'``: one direction.
 * ``ssm_ratio``, ``d_state`` SS2D width (2) and state size (1), as in all official variants.
+
+The two operators of MRFFI are built from mmengine's ``MODELS`` registry: ``global_op_cfg`` /
+``local_op_cfg`` (threaded like ``mrffi_cfg``) name another registered operator with ``type``;
+without them MRFFI builds the paper's (``WTEMamba``; ``DWConvBNReLU`` or ``MultiKernelDWConv``
+as ``local_op`` says) from the flags above. The contract is in ``WTEMamba``'s docstring and
+docs/mixers.md.
 """
 from __future__ import annotations
 
@@ -35,12 +41,14 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from .layers import DropPath, FrozenStagesMixin, LayerNorm2d
+from .mixer_contract import resolve_mixer_type
 from .ops import haar_dwt2d, haar_idwt2d, selective_scan
 from .ops.haar import haar_filters
 
 __all__ = [
-    'MobileMamba', 'MRFFI', 'SS2D', 'WTEMamba', 'ConvBN', 'BNLinear', 'split_channels',
-    'fuse_conv_bn', 'fuse_bn_linear', 'fuse_modules', 'convert_official_state_dict',
+    'MobileMamba', 'MRFFI', 'SS2D', 'WTEMamba', 'DWConvBNReLU', 'MultiKernelDWConv', 'ConvBN',
+    'BNLinear', 'split_channels', 'fuse_conv_bn', 'fuse_bn_linear', 'fuse_modules',
+    'convert_official_state_dict',
 ]
 
 LOCAL_OPS = ('single', 'multi')
@@ -283,11 +291,20 @@ class SS2D(nn.Module):
         return self.out_proj(y * z)
 
 
+@MODELS.register_module()
 class WTEMamba(nn.Module):
     """Wavelet-transform-enhanced Mamba: ``s * SS2D(x) + IWT(w * dwconv_kxk(WT(x)))``.
 
     Official name ``MBWTConv2d``; one wavelet level; Haar filters are fixed buffers (not saved:
     they are constants, and not counted as parameters).
+
+    Contract of an MRFFI operator (this global one, the local ones, and any operator named by
+    ``global_op_cfg`` / ``local_op_cfg``; docs/mixers.md): MRFFI builds it as
+    ``MODELS.build(cfg, default_args=dict(channels=n))``, n its branch's channel count, and
+    passes nothing else to a user's operator (the paper's operators also get their flags, see
+    ``MRFFI``). ``forward`` maps (B, n, H, W) to the same shape and dtype, at the stage's map
+    size, which may be odd and non-square. The global operator gets the first n = global
+    channels of the block's map, the local one the next n = local channels.
     """
 
     def __init__(self, channels: int, kernel_size: int = 5, wavelet: bool = True,
@@ -335,8 +352,12 @@ class WTEMamba(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # Local operators
 # ------------------------------------------------------------------------------------------------
+@MODELS.register_module()
 class DWConvBNReLU(nn.Sequential):
-    """Official single-kernel local op: DW kxk + BN + ReLU + DW 1x1 + BN (official names)."""
+    """Official single-kernel local op: DW kxk + BN + ReLU + DW 1x1 + BN (official names).
+
+    An MRFFI operator (contract: ``WTEMamba``); (B, channels, H, W) -> same shape.
+    """
 
     def __init__(self, channels: int, kernel_size: int = 3):
         super().__init__()
@@ -353,9 +374,13 @@ class DWConvBNReLU(nn.Sequential):
                              fuse_conv_bn(self.dwconv1x1, self.bn2))
 
 
+@MODELS.register_module()
 class MultiKernelDWConv(nn.Module):
     """MK-DeConv (paper form): channels split into n groups, group i gets a DW conv of kernel
-    k_i (+BN); then ReLU and a DW 1x1 conv + BN over all channels, as in the single-kernel op."""
+    k_i (+BN); then ReLU and a DW 1x1 conv + BN over all channels, as in the single-kernel op.
+
+    An MRFFI operator (contract: ``WTEMamba``); (B, channels, H, W) -> same shape.
+    """
 
     def __init__(self, channels: int, kernels: Sequence[int]):
         super().__init__()
@@ -427,17 +452,35 @@ def split_channels(dim: int, global_ratio: float, local_ratio: float,
     return n_global, n_local, n_identity
 
 
+def _op_cfg(key: str, cfg: Optional[dict], paper_type: str) -> dict:
+    """``cfg`` with a ``type``: the paper's operator when it names none."""
+    cfg = {'type': paper_type, **(cfg or {})}
+    if 'channels' in cfg:
+        raise ValueError(f'{key} must not set channels: MRFFI passes each branch its own')
+    return cfg
+
+
 class MRFFI(nn.Module):
     """Multi-Receptive Field Feature Interaction (official ``MobileMambaModule``).
 
-    Splits channels into global / local / identity, applies WTE-Mamba and the local op, concats
-    with the identity part, then ReLU and Conv1x1+BN (BN weight 0).
+    Splits channels into global / local / identity, applies the global operator (WTE-Mamba) and
+    the local one, concats with the identity part, then ReLU and Conv1x1+BN (BN weight 0).
+
+    ``global_op_cfg`` / ``local_op_cfg`` build the operators through ``MODELS`` with
+    ``channels`` = the branch's channel count (contract: ``WTEMamba``). None, or a dict without
+    ``type``, is the paper's operator: global ``WTEMamba``; local ``DWConvBNReLU`` for
+    ``local_op='single'``, ``MultiKernelDWConv`` for ``'multi'``. The paper's operators, wherever
+    named, also get their arguments from the flags (WTEMamba: kernel_size, wavelet, scan,
+    ssm_ratio, d_state; DWConvBNReLU: kernel_size; MultiKernelDWConv: the kernels of
+    local_kernels), the cfg's keys winning; another operator gets the cfg's keys and
+    ``channels`` only. A branch without channels is ``nn.Identity`` (its type is still checked).
     """
 
     def __init__(self, dim: int, global_ratio: float = 0.8, local_ratio: float = 0.2,
                  kernel_size: int = 3, wavelet: bool = True, identity: bool = True,
                  local_op: str = 'single', local_kernels=None, scan: str = 'bi',
-                 ssm_ratio: float = 2.0, d_state: int = 1):
+                 ssm_ratio: float = 2.0, d_state: int = 1, global_op_cfg: Optional[dict] = None,
+                 local_op_cfg: Optional[dict] = None):
         super().__init__()
         for name, v in (('wavelet', wavelet), ('identity', identity)):
             if not isinstance(v, bool):
@@ -448,22 +491,32 @@ class MRFFI(nn.Module):
             raise ValueError(f'scan={scan!r} is not one of {SCANS}')
         if not (isinstance(kernel_size, int) and kernel_size >= 1 and kernel_size % 2 == 1):
             raise ValueError(f'kernel size {kernel_size!r} is not valid: expected an odd int >= 1')
+        global_op_cfg = _op_cfg('global_op_cfg', global_op_cfg, 'WTEMamba')
+        local_op_cfg = _op_cfg('local_op_cfg', local_op_cfg,
+                               'DWConvBNReLU' if local_op == 'single' else 'MultiKernelDWConv')
+        global_cls = resolve_mixer_type(global_op_cfg, 'global_op_cfg', 'channels', 'operator')
+        local_cls = resolve_mixer_type(local_op_cfg, 'local_op_cfg', 'channels', 'operator')
         self.dim = dim
         self.global_channels, self.local_channels, self.identity_channels = split_channels(
             dim, global_ratio, local_ratio, identity)
 
-        if self.global_channels:
-            self.global_op = WTEMamba(self.global_channels, kernel_size, wavelet=wavelet,
-                                      scan=scan, ssm_ratio=ssm_ratio, d_state=d_state)
-        else:
-            self.global_op = nn.Identity()
-        if not self.local_channels:
-            self.local_op = nn.Identity()
-        elif local_op == 'single':
-            self.local_op = DWConvBNReLU(self.local_channels, kernel_size)
-        else:
-            self.local_op = MultiKernelDWConv(self.local_channels,
-                                              _multi_kernels(local_kernels, kernel_size))
+        def paper_args(cls) -> dict:
+            # The paper's operators are configured by the flags; a user's one by its cfg only.
+            if cls is WTEMamba:
+                return dict(kernel_size=kernel_size, wavelet=wavelet, scan=scan,
+                            ssm_ratio=ssm_ratio, d_state=d_state)
+            if cls is DWConvBNReLU:
+                return dict(kernel_size=kernel_size)
+            if cls is MultiKernelDWConv:
+                return dict(kernels=_multi_kernels(local_kernels, kernel_size))
+            return {}
+
+        self.global_op = (MODELS.build(global_op_cfg, default_args=dict(
+            paper_args(global_cls), channels=self.global_channels))
+            if self.global_channels else nn.Identity())
+        self.local_op = (MODELS.build(local_op_cfg, default_args=dict(
+            paper_args(local_cls), channels=self.local_channels))
+            if self.local_channels else nn.Identity())
         self.proj = nn.Sequential(nn.ReLU(), ConvBN(dim, dim, bn_weight_init=0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -494,12 +547,14 @@ class MobileMambaBlock(nn.Module):
     """x + DropPath(ffn1(dw1(mixer(ffn0(dw0(x)))))), each inner part itself residual."""
 
     def __init__(self, dim: int, global_ratio: float, local_ratio: float, kernel_size: int,
-                 drop_path: float = 0.0, mrffi_cfg: Optional[dict] = None):
+                 drop_path: float = 0.0, mrffi_cfg: Optional[dict] = None,
+                 global_op_cfg: Optional[dict] = None, local_op_cfg: Optional[dict] = None):
         super().__init__()
         self.dw0 = Residual(ConvBN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=0.0))
         self.ffn0 = Residual(FFN(dim, dim * 2))
         self.mixer = Residual(MixerWindow(MRFFI(dim, global_ratio, local_ratio, kernel_size,
-                                                **(mrffi_cfg or {}))))
+                                                **(mrffi_cfg or {}), global_op_cfg=global_op_cfg,
+                                                local_op_cfg=local_op_cfg)))
         self.dw1 = Residual(ConvBN(dim, dim, 3, 1, 1, groups=dim, bn_weight_init=0.0))
         self.ffn1 = Residual(FFN(dim, dim * 2))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -529,6 +584,11 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
         global_ratio / local_ratio / kernels: per stage (xi, mu, kernel of the WTE conv and the
             local op).
         mrffi_cfg: MRFFI flags, the same for every stage (a dict), or one dict per stage.
+        global_op_cfg / local_op_cfg: MRFFI's global / local operator, built through
+            ``MODELS`` (a dict for every stage, or one per stage); None: the paper's, from the
+            flags. A ``type`` naming another registered operator gets the cfg's keys and
+            ``channels`` (its branch's channel count) only; contract: ``WTEMamba``,
+            docs/mixers.md.
         stages: 3 (official) or 4 (the paper's four-stage baseline: stride-4 start, one more
             stage in front). With 3-entry per-stage settings and ``stages=4`` the extra first
             stage is derived: width ``widths[0] // 2``, depth 1, and the first stage's ratios
@@ -564,6 +624,8 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
                  local_ratio: Sequence[float] = (0.2, 0.2, 0.3),
                  kernels: Sequence[int] = (7, 5, 3),
                  mrffi_cfg: Union[dict, Sequence[dict], None] = None,
+                 global_op_cfg: Union[dict, Sequence[dict], None] = None,
+                 local_op_cfg: Union[dict, Sequence[dict], None] = None,
                  stages: int = 3,
                  out_indices: Optional[Sequence[int]] = None,
                  frozen_stages: int = -1,
@@ -582,6 +644,8 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
             local_ratio=self._per_stage('local_ratio', local_ratio, stages, lambda v: v[0]),
             kernels=self._per_stage('kernels', kernels, stages, lambda v: v[0]))
         mrffi_cfgs = self._mrffi_cfgs(mrffi_cfg, stages)
+        self.global_op_cfgs = self._op_cfgs('global_op_cfg', global_op_cfg, stages)
+        self.local_op_cfgs = self._op_cfgs('local_op_cfg', local_op_cfg, stages)
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.0)
         self.num_stages = stages
@@ -665,7 +729,8 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
             start = sum(depths[:i])
             layers += [MobileMambaBlock(widths[i], settings['global_ratio'][i],
                                         settings['local_ratio'][i], settings['kernels'][i],
-                                        dpr[start + j], self.mrffi_cfgs[i])
+                                        dpr[start + j], self.mrffi_cfgs[i],
+                                        self.global_op_cfgs[i], self.local_op_cfgs[i])
                        for j in range(depths[i])]
             self.add_module(f'blocks{i + 1}', nn.Sequential(*layers))
 
@@ -696,6 +761,18 @@ class MobileMamba(FrozenStagesMixin, BaseModule):
             if unknown:
                 raise ValueError(f'mrffi_cfg keys {sorted(unknown)} are not valid; valid keys: '
                                  f'{list(MRFFI_FLAGS)}')
+        return cfgs
+
+    @staticmethod
+    def _op_cfgs(name: str, cfg, stages: int) -> List[Optional[dict]]:
+        """One operator cfg (or None: the paper's) per stage, from one for all or a list."""
+        if cfg is None or isinstance(cfg, dict):
+            return [None if cfg is None else dict(cfg) for _ in range(stages)]
+        cfgs = [None if c is None else dict(c) for c in cfg]
+        if len(cfgs) == 3 and stages == 4:
+            cfgs = [cfgs[0]] + cfgs  # the derived first stage repeats the first, as mrffi_cfg
+        if len(cfgs) != stages:
+            raise ValueError(f'{name} has {len(cfgs)} per-stage entries; expected {stages}')
         return cfgs
 
     # ---- forward ---------------------------------------------------------------------------------
