@@ -26,6 +26,7 @@ import os
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.visualization.vis_backend import (
     MLflowVisBackend,
@@ -88,6 +89,10 @@ class RunWandbVisBackend(WandbVisBackend):
         scalars = dict(scalar_dict)
         if 'iter' not in scalars:  # an evaluation: its timings would overwrite the train ones
             scalars = {f'val/{k}' if k in EVAL_TIMINGS else k: v for k, v in scalars.items()}
+            # the train iteration it ran after, which a resumed attempt that validates before
+            # its first train log (stopped at an epoch's end) knows only from the message hub
+            self._last_step = max(self._last_step,
+                                  int(MessageHub.get_current_instance().get_info('iter') or 0))
         self._wandb.log(scalars, step=self._last_step)
 
 

@@ -1,7 +1,10 @@
 """The pinned stack imports and works on CPU: the toolkits' own stock models train one step."""
 import importlib
+import os
+import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +33,48 @@ def test_pins_are_read_as_setup_env_reads_them():
     assert len(PINS) == sum(1 for line in environment.splitlines()
                             if '==' in line.split('#')[0] and 'build-only' not in line)
     assert 'wandb' not in PINS  # optional: installed by --vis on first use, not by set-up
+
+
+def test_suite_cache_dir_places_the_environment_under_it(tmp_path):
+    """docs/setup.md: SUITE_CACHE_DIR is where environments are cached (default
+    ${XDG_CACHE_HOME:-~/.cache}/mamba-ablation-suite), under envs/<key>. Without a 12-minute
+    build: tools/setup_env.sh --print-path says where the python is (and builds nothing), and
+    an environment stamped complete at that place is the one the script itself hands out."""
+    script = REPO / 'tools' / 'setup_env.sh'
+    home, xdg, cache = tmp_path / 'home', tmp_path / 'xdg', tmp_path / 'cache'
+    base = {k: v for k, v in os.environ.items()
+            if k not in ('SUITE_CACHE_DIR', 'XDG_CACHE_HOME', 'SUITE_PYTHON')}
+
+    def setup(*args: str, **env: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(['bash', str(script), *args], capture_output=True, text=True,
+                              env=dict(base, HOME=str(home), **{k: str(v) for k, v in
+                                                                env.items()}), timeout=60)
+
+    printed = setup('--print-path', SUITE_CACHE_DIR=cache)
+    assert printed.returncode == 0, printed.stderr
+    python = Path(printed.stdout.strip())
+    key = python.parent.parent.name
+    assert re.fullmatch(r'[0-9a-f]{12}', key), python
+    assert python == cache / 'envs' / key / 'bin' / 'python'
+    assert not cache.exists() and not home.exists()  # nothing built, nothing written
+    # the same environment in the defaults' places, and SUITE_CACHE_DIR before them
+    where = {'XDG_CACHE_HOME': xdg / 'mamba-ablation-suite', 'HOME': home / '.cache' /
+             'mamba-ablation-suite'}
+    assert setup('--print-path', XDG_CACHE_HOME=xdg).stdout.strip() == \
+        str(where['XDG_CACHE_HOME'] / 'envs' / key / 'bin' / 'python')
+    assert setup('--print-path').stdout.strip() == \
+        str(where['HOME'] / 'envs' / key / 'bin' / 'python')
+    assert setup('--print-path', SUITE_CACHE_DIR=cache, XDG_CACHE_HOME=xdg).stdout.strip() == \
+        str(python)
+    # The build's own path: an environment stamped complete under SUITE_CACHE_DIR is handed
+    # out as it is, the script creating nothing beside it.
+    (cache / 'envs' / key).mkdir(parents=True)
+    (cache / 'envs' / key / '.complete').touch()
+    used = setup(SUITE_CACHE_DIR=cache, XDG_CACHE_HOME=xdg)
+    assert (used.returncode, used.stdout.strip()) == (0, str(python)), used.stderr
+    assert sorted(str(p.relative_to(cache)) for p in cache.rglob('*')) == \
+        ['envs', f'envs/{key}', f'envs/{key}/.complete']
+    assert not xdg.exists() and not home.exists()
 
 
 @pytest.mark.parametrize('dist', sorted(PINS))

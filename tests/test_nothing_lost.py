@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,34 +50,67 @@ def _checkpoint_files(run_dir: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_a_kill_during_a_save_leaves_the_old_or_the_new_checkpoint(tmp_path):
-    """SIGKILL while the second checkpoint (150 MB) is being written: every file under a
-    checkpoint name is whole, and last_checkpoint names one."""
-    config = toy_config(tmp_path / 'toy.py', ballast_mb=150, by_epoch=False, length=3, keep=1)
+    """SIGKILL while a checkpoint (150 MB) is being written: the kill lands mid-write (the
+    atomic write's temporary file is left behind, a fraction of a whole checkpoint and
+    unreadable), no file under a checkpoint name is truncated, and the previous checkpoint,
+    which last_checkpoint still names, is whole: it loads, and the training resumes from it."""
+    from backbones.checkpoint_io import load_checkpoint
+    ballast_mb = 150
+    config = toy_config(tmp_path / 'toy.py', ballast_mb=ballast_mb, by_epoch=False, length=6,
+                        keep=1)  # a save after every iteration, the one before it kept
     work = tmp_path / 'work'
     proc = subprocess.Popen([sys.executable, str(TRAIN), str(config), '--work-dir', str(work)],
                             cwd=REPO, env=dict(os.environ, PYTHONPATH=PYTHONPATH),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # engine.atomic_checkpoint.atomic_write writes `.<name>.<pid>.tmp`, then renames it
+    partial = re.compile(rf'\.iter_(\d+)\.pth\.{proc.pid}\.tmp')
+    whole = ballast_mb * 2 ** 20  # the ballast alone: every checkpoint is bigger
     deadline = time.monotonic() + 120
-    caught = None
+    caught = None  # (temporary file, the checkpoint it was becoming, its size just before)
     try:
         while caught is None:
             assert proc.poll() is None and time.monotonic() < deadline, \
-                'the training ended before its second checkpoint was written'
-            for path in work.glob('*iter_2.pth*') if work.is_dir() else ():
+                'no save was ever caught in the middle of its write'
+            for path in work.iterdir() if work.is_dir() else ():
+                found = partial.fullmatch(path.name)
+                if not found or int(found.group(1)) < 2:  # a save with one before it
+                    continue
                 try:
-                    if path.stat().st_size > 0:
-                        caught = path
-                except FileNotFoundError:
-                    pass
-            time.sleep(0.002)
+                    size = path.stat().st_size
+                except FileNotFoundError:  # renamed meanwhile
+                    continue
+                if 0 < size < whole // 2:
+                    proc.kill()
+                    caught = (path, int(found.group(1)), size)
+                    break
     finally:
         proc.kill()
         proc.wait()
+    tmp, iteration, seen = caught
+    # The kill landed mid-write: the temporary file is still there (not renamed into place),
+    # no bigger than a fraction of a checkpoint, and not a readable archive.
+    assert tmp.is_file(), f'{tmp.name} was renamed into place: the kill came after the write'
+    left = tmp.stat().st_size
+    assert seen <= left < whole, (seen, left)
+    assert not readable(tmp)
+    assert not (work / f'iter_{iteration}.pth').exists()
+    # Nothing under a checkpoint name is truncated; the previous checkpoint is the one named.
     files = _checkpoint_files(work)
-    assert files, 'no checkpoint left at all'
-    for path in files:
-        assert readable(path), f'{path.name} is truncated (killed while writing {caught.name})'
-    assert _last(work).is_file() and readable(_last(work))
+    assert [p.name for p in files] == [f'iter_{iteration - 1}.pth'], files
+    assert all(readable(p) for p in files)
+    previous = _last(work)
+    assert previous == work / f'iter_{iteration - 1}.pth' and readable(previous)
+    state = load_checkpoint(previous)
+    assert state['meta']['iter'] == iteration - 1
+    assert int(state['state_dict']['steps']) == iteration - 1  # the toy counts its steps
+    assert state['state_dict']['ballast'].numel() == ballast_mb * 2 ** 18  # 4 bytes each
+    # mmengine resumes from it (the temporary file is no checkpoint to it) and ends the run.
+    done = subprocess.run([sys.executable, str(TRAIN), str(config), '--work-dir', str(work),
+                           '--resume'], cwd=REPO, env=dict(os.environ, PYTHONPATH=PYTHONPATH),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f'resumed epoch: 0, iter: {iteration - 1}' in done.stdout + done.stderr
+    assert _last(work).name == 'iter_6.pth' and readable(_last(work))
 
 
 @pytest.mark.slow

@@ -109,6 +109,12 @@ def _mlflow_series(client, run_id: str, key: str) -> dict[int, float]:
     return series
 
 
+def _logger_interval(run_dir: Path) -> int:
+    """Every how many batches mmengine's LoggerHook logs the train scalars: the run's config."""
+    from mmengine.config import Config
+    return Config.fromfile(str(run_dir / 'config.py')).default_hooks.logger.interval
+
+
 def _close(a: dict[int, float], b: dict[int, float]) -> bool:
     return a.keys() == b.keys() and all(
         abs(a[s] - b[s]) <= 1e-5 * max(1.0, abs(b[s])) for s in b)
@@ -139,6 +145,11 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
             first.kill()
     assert rundir.read_record(run_dir)['status'] == 'interrupted'
     opened = rundir.read_record(run_dir)['tracker_runs']
+    # the checkpoint the next attempt resumes from, and the iteration it holds (its own meta)
+    from backbones.checkpoint_io import load_checkpoint
+    resume_from = Path((run_dir / 'last_checkpoint').read_text().strip())
+    resumed_iter = load_checkpoint(resume_from)['meta']['iter']
+    assert resume_from.name == f'preempt_iter_{resumed_iter}.pth'
     os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
     from mlflow.tracking import MlflowClient
     client = MlflowClient((tmp_path / MLFLOW_STORE).as_uri())
@@ -153,6 +164,7 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
     name = 'table4/smoke/conv2-concat/cls/seed0'
     ours = {key: _mmengine_series(run_dir, key) for key in ('loss', 'lr', 'accuracy/top1')}
     assert all(ours.values()) and max(ours['loss']) == 48  # through to the last iteration
+    per_epoch = max(ours['loss']) // max(ours['accuracy/top1'])  # 48 iterations, 6 epochs
 
     # TensorBoard: one folder for both attempts, one curve
     folder = run_dir / TENSORBOARD_DIR
@@ -173,10 +185,21 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
         suite = attempt['config']['suite']  # the run's identity and recipe
         assert (suite['config_hash'], suite['seed'], suite['fidelity']) == (
             record['config_hash'], 0, record['fidelity'])
-    first_steps = attempts[0]['history']['loss'].keys()
-    resumed_steps = attempts[1]['history']['loss'].keys()
-    # the resumed attempt goes on from its checkpoint's iteration, not from W&B step 0
-    assert min(first_steps) < min(resumed_steps) <= max(first_steps) + min(first_steps)
+    # the resumed attempt goes on from its checkpoint's iteration, not from W&B step 0: mmengine
+    # logs the train scalars after every `interval`-th batch of an epoch (the run's config.py),
+    # at the iteration (8 batches an epoch here, a multiple of the interval); an epoch that
+    # ended at the stop is validated first, at the iteration it ended on
+    assert f'resumed epoch: {(resumed_iter - 1) // per_epoch}, iter: {resumed_iter}' in \
+        (run_dir / rundir.CONSOLE).read_text()
+    interval = _logger_interval(run_dir)
+    assert (interval, per_epoch) == (4, 8)
+    within = resumed_iter % per_epoch
+    first_train = resumed_iter - within + (within // interval + 1) * interval
+    first_logged = resumed_iter if within == 0 else first_train
+    resumed = attempts[1]['history']
+    assert min(min(steps) for steps in resumed.values()) == first_logged
+    assert min(resumed['loss']) == first_train
+    assert max(attempts[0]['history']['loss']) == resumed_iter - resumed_iter % interval
     wandb = {}
     for attempt in attempts:
         for key, values in attempt['history'].items():
@@ -187,7 +210,6 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
     assert _close(wandb['time'], _mmengine_series(run_dir, 'time', train=True))
     assert len(wandb['val/time']) == len(ours['accuracy/top1'])
     # validation: mmengine steps it by epoch; W&B at the iteration that epoch ended on
-    per_epoch = max(ours['loss']) // max(ours['accuracy/top1'])
     assert _close({step // per_epoch: v for step, v in wandb['accuracy/top1'].items()},
                   ours['accuracy/top1'])
 
@@ -213,6 +235,126 @@ def test_trackers_are_one_run_across_a_resume(tmp_path):
                 data = path.read_bytes()
                 leaked = [k for k, v in SECRETS.items() if v.encode() in data]
                 assert not leaked, f'{leaked} in {path}'
+
+
+# --- the toy training (tests/toy_training.py) through the trackers' real backends ------------
+
+TOY_KEY = RunKey.train('table4', 'smoke', 'conv2-concat', 'cls', 0)  # a run's identity only
+
+
+def _toy_run_with_trackers(work: Path, trackers: list[str], *, samples: int, interval: int,
+                           epochs: int, stop_at: int | None = None) -> tuple[Path, dict]:
+    """A run dir as the runner leaves it for the toy: its tracker runs opened (run.json) and
+    their mmengine backends in its config.py (``open_tracker_runs``, ``add_trackers``); batches
+    of one sample, ``samples`` an epoch, a validation after each epoch, the train scalars logged
+    every ``interval`` batches; ``stop_at``: SIGTERM after that iteration."""
+    from mmengine.config import Config
+
+    from runs.tracking.tracker_runs import add_trackers, open_tracker_runs
+    from toy_training import toy_config
+    run_dir = TOY_KEY.dir(work)
+    run_dir.mkdir(parents=True)
+    cfg = Config.fromfile(str(toy_config(work / 'toy.py', length=epochs, samples=samples)))
+    cfg.default_hooks.logger.interval = interval
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=1)
+    cfg.val_dataloader = dict(batch_size=1, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              dataset=dict(type='ToyNumbers', size=2))
+    cfg.val_cfg = dict()
+    # mmengine's own metric: its evaluation logs its timings (val/time in W&B)
+    cfg.val_evaluator = dict(type='DumpResults', out_file_path=str(work / 'val.pkl'))
+    if stop_at is not None:
+        cfg.custom_hooks = [dict(type='SignalAtIter', at=stop_at)]
+    opened = open_tracker_runs(TOY_KEY, trackers, run_dir, work, None, 'toy', None)
+    rundir.write_record(run_dir, status='queued', config_hash='toy', tracker_runs=opened)
+    add_trackers(cfg, run_dir, TOY_KEY, opened)
+    cfg.dump(str(run_dir / 'config.py'))
+    return run_dir, opened
+
+
+def _toy_attempt(run_dir: Path, env: dict) -> int:
+    """One attempt of the toy run, as the job starts a training (``engine.trainer --resume``)."""
+    from toy_training import PYTHONPATH
+    done = subprocess.run([sys.executable, '-m', 'engine.trainer', str(run_dir / 'config.py'),
+                           '--work-dir', str(run_dir), '--resume'], cwd=REPO,
+                          env=dict(env, PYTHONPATH=PYTHONPATH), capture_output=True,
+                          text=True, timeout=300)
+    with open(run_dir / rundir.CONSOLE, 'a') as console:  # for a failing assertion to show
+        console.write(done.stdout + done.stderr)
+    return done.returncode
+
+
+@pytest.fixture
+def toy_env(tmp_path, monkeypatch) -> dict:
+    """W&B offline with its settings kept in the test; MLflow's file store beside the runs."""
+    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
+    monkeypatch.setenv('MLFLOW_ALLOW_FILE_STORE', 'true')
+    for name in ('WANDB_ENTITY', 'WANDB_PROJECT', 'MLFLOW_EXPERIMENT_NAME'):
+        monkeypatch.delenv(name, raising=False)
+    return dict(os.environ, WANDB_MODE='offline', HOME=str(tmp_path / 'home'))
+
+
+@pytest.mark.slow
+def test_wandb_steps_after_a_resume_at_an_epoch_end_go_on_from_its_iteration(tmp_path,
+                                                                             toy_env):
+    """Stopped after the last iteration of epoch 1 (iteration 6 of 6-batch epochs), the run
+    resumes from preempt_iter_6.pth: its first W&B step is 6 (epoch 1's validation, at the
+    iteration that epoch ended on, which the stopped attempt never ran), then the train scalars
+    at the next multiple of the log interval, 8."""
+    samples, interval = 6, 2
+    run_dir, opened = _toy_run_with_trackers(tmp_path, ['wandb'], samples=samples,
+                                             interval=interval, epochs=3, stop_at=samples)
+    assert _toy_attempt(run_dir, toy_env) == 128 + signal.SIGTERM
+    from backbones.checkpoint_io import load_checkpoint
+    resume_from = Path((run_dir / 'last_checkpoint').read_text().strip())
+    resumed_iter = load_checkpoint(resume_from)['meta']['iter']
+    assert (resume_from.name, resumed_iter) == ('preempt_iter_6.pth', 6)
+    assert _toy_attempt(run_dir, toy_env) == 0
+    attempts = _wandb_attempts(run_dir)
+    assert len(attempts) == 2 and {a['run'].run_id for a in attempts} == {opened['wandb']['id']}
+    first, resumed = (a['history'] for a in attempts)
+    # epoch-based: the train scalars after every `interval`-th batch of an epoch, at the
+    # iteration; each evaluation at the iteration its epoch ended on
+    assert first['loss'].keys() == {2, 4, 6} and 'val/time' not in first
+    within = resumed_iter % samples
+    first_train = resumed_iter - within + (within // interval + 1) * interval
+    first_logged = resumed_iter if within == 0 else first_train
+    assert (first_logged, first_train) == (6, 8)
+    assert min(min(steps) for steps in resumed.values()) == first_logged
+    assert min(resumed['loss']) == first_train
+    assert resumed['val/time'].keys() == {6, 12, 18}
+    assert resumed['loss'].keys() == {8, 10, 12, 14, 16, 18}
+
+
+@pytest.mark.slow
+def test_wandb_entity_and_mlflow_experiment_name_reach_the_trackers(tmp_path, toy_env,
+                                                                     monkeypatch):
+    """docs/trackers.md: the W&B run is in WANDB_ENTITY's project; the MLflow run in the
+    experiment MLFLOW_EXPERIMENT_NAME names (instead of <table>/<profile>). Read back from the
+    offline W&B run's own run record and MLflow's file store."""
+    entity, experiment = 'ablation-lab-7f3', 'my-mamba-ablations-2c9'
+    # the runner (which opens the tracker runs) and its trainings share one environment
+    names = dict(WANDB_ENTITY=entity, WANDB_PROJECT='suite-entity-test',
+                 MLFLOW_EXPERIMENT_NAME=experiment)
+    for name, value in names.items():
+        monkeypatch.setenv(name, value)
+    env = dict(toy_env, **names)
+    run_dir, opened = _toy_run_with_trackers(tmp_path, ['wandb', 'mlflow'], samples=4,
+                                             interval=2, epochs=1)
+    assert _toy_attempt(run_dir, env) == 0, (run_dir / rundir.CONSOLE).read_text()[-3000:]
+    (attempt,) = _wandb_attempts(run_dir)
+    assert (attempt['run'].entity, attempt['run'].project) == (entity, 'suite-entity-test')
+    assert attempt['history']['loss'].keys() == {2, 4}
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient((tmp_path / MLFLOW_STORE).as_uri())
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None and opened['mlflow']['experiment'] == experiment
+    runs = client.search_runs([found.experiment_id])
+    assert [r.info.run_id for r in runs] == [opened['mlflow']['run_id']]
+    assert runs[0].info.status == 'FINISHED'
+    assert _mlflow_series(client, runs[0].info.run_id, 'loss').keys() == {2, 4}
+    assert client.get_experiment_by_name('table4/smoke') is None
+    assert {e.name for e in client.search_experiments()} <= {experiment, 'Default'}
 
 
 def test_unknown_tracker_is_one_line_and_exit_2(capsys):

@@ -14,6 +14,9 @@
 # SUITE_PYTHON=/path/to/python: build on top of that interpreter (its torch, e.g. a CUDA build on
 # a cluster, is used as is: the venv sees its site-packages and phase 1 is skipped).
 # Progress goes to stderr; each phase's full pip output goes to <env>.log.
+#
+# --print-path: print where the environment's python is, or will be once built (the same key and
+# cache as above), and exit; nothing is built or written.
 set -euo pipefail
 SETUP_VERSION=1
 
@@ -36,6 +39,10 @@ key=$( { env_pins; echo "setup v$SETUP_VERSION"; echo "${SUITE_PYTHON:+$("$base_
 env_dir="$cache/envs/$key"
 log="$env_dir.log"
 py="$env_dir/bin/python"
+if [ "${1:-}" = --print-path ]; then
+  echo "$py"
+  exit 0
+fi
 
 if [ -f "$env_dir/.complete" ]; then
   echo "$py"
