@@ -1,4 +1,4 @@
-"""A table's runs as a job graph: every (row, task, seed) an invocation selects and what it
-depends on (graph), what each needs (decide: run, skip, stale) with its config and record written,
-the dry run's description, and the orchestration that hands the runs to one executor.
+"""A table's runs as a job graph: which (row, task, seed) runs an invocation selects and what
+each depends on (graph), what each needs (decide), the orchestration that hands them to one
+executor, and which claims stay open after a round of seeds (sequential, ``--seeds auto``).
 """
