@@ -13,6 +13,7 @@ from ablations.compose import build_row_config
 from backbones.checkpoint_io import load_checkpoint
 from runs.rundir import handover_checkpoint
 from runs.table.footprint import checkpoint_footprint, format_bytes, table_footprint
+from tiers import first_of_each
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_CONFIGS = sorted(str(p.relative_to(REPO))
@@ -20,7 +21,9 @@ FULL_CONFIGS = sorted(str(p.relative_to(REPO))
                       for p in (REPO / d).glob('*/*.py') if p.name != 'smoke.py')
 
 
-@pytest.mark.parametrize('path', FULL_CONFIGS, ids=lambda p: Path(p).stem)
+# quick tier: one config per task folder and family (tests/tiers.py)
+@pytest.mark.parametrize('path', first_of_each(FULL_CONFIGS, lambda p: Path(p).parts[:2]),
+                         ids=lambda p: Path(p).stem)
 def test_every_full_config_keeps_a_bounded_number_of_checkpoints(path):
     cfg = Config.fromfile(str(REPO / path))
     hook = cfg.default_hooks.checkpoint

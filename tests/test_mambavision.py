@@ -1,7 +1,6 @@
 """MambaVision backbone: variant sizes, official equivalence, the Table 4 / Table 5 factors, the
 OpenMMLab backbone interface, the checkpoint converter and the ImageNet configs."""
 import argparse
-import random
 from pathlib import Path
 
 import pytest

@@ -19,8 +19,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from ablations.compose import build_row_config
 from ablations.recipes import get_recipe
+from tiers import first_of_each
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = json.loads((REPO / 'tests' / 'fixtures' / 'official_recipes.json').read_text())
@@ -167,15 +167,16 @@ def _assert_same_curve(ours: list, official: list) -> None:
         f'{gaps[worst]:.3g} at step {worst}: ours {ours[worst]:.6g}, official {official[worst]:.6g}'
 
 
-@pytest.mark.parametrize('variant', ['T', 'B'])
-@pytest.mark.parametrize('gpus', [32, 8])
+# quick tier: T on 8 GPUs (accumulation 4); the others in the whole suite (tests/tiers.py)
+@pytest.mark.parametrize('gpus, variant', first_of_each(
+    [(8, 'T'), (32, 'T'), (8, 'B'), (32, 'B')], lambda case: 'all'))
 def test_mambavision_lr_at_every_step_equals_timms(variant, gpus):
     cfg = _full(f'cls_configs/mambavision/mambavision-{variant.lower()}_in1k.py', gpus)
     assert cfg.optim_wrapper.get('accumulative_counts', 1) == 32 // gpus
     _assert_same_curve(our_lrs(cfg, gpus), timm_mambavision_lrs(variant))
 
 
-@pytest.mark.parametrize('gpus', [8, 4])
+@pytest.mark.parametrize('gpus', first_of_each([4, 8], lambda gpus: 'all'))
 def test_mobilemamba_lr_at_every_step_equals_timms(gpus):
     cfg = _full('cls_configs/mobilemamba/mobilemamba-s6_in1k.py', gpus)
     assert cfg.optim_wrapper.get('accumulative_counts', 1) == 8 // gpus
@@ -515,7 +516,9 @@ def _downstream_lrs(optim: dict, schedulers: list, train_cfg: dict, global_batch
                         length=train_cfg['max_iters'], by_epoch=False)
 
 
-@pytest.mark.parametrize('config, family, key', DOWNSTREAM)
+# quick tier: one config per family and task (tests/tiers.py)
+@pytest.mark.parametrize('config, family, key', first_of_each(
+    DOWNSTREAM, lambda case: (case[1], case[0].split('/')[0])))
 def test_downstream_optimizer_and_lr_at_every_step_equal_the_official_configs(config, family,
                                                                                key):
     from ablations.compose import apply_global_batch

@@ -22,6 +22,7 @@ from mmengine.config import Config
 from ablations.reference_catalog import (CONFIG_REFERENCES, RELEASED_REFERENCES,
                                          load_reference)
 from ablations.recipes import RECIPES, get_recipe
+from tiers import first_of_each
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCES = {**CONFIG_REFERENCES, **RELEASED_REFERENCES}
@@ -133,11 +134,13 @@ CASES = [pytest.param(config, ref_id, fact, id=f'{ref_id}-{fact}',
          if (ref_id, fact) not in NOT_IN_LOG]
 
 
-@pytest.mark.parametrize('config, ref_id, fact', CASES)
+# quick tier: one official run per recipe fact (tests/tiers.py)
+@pytest.mark.parametrize('config, ref_id, fact', first_of_each(CASES, lambda case: case[2]))
 def test_recipe_fact_equals_the_official_log(config, ref_id, fact):
     _compare(config, ref_id, fact)
 
 
+@pytest.mark.slow  # builds every full config (the quick tier keeps one run per fact, above)
 def test_every_fact_is_compared_or_said_not_to_be_in_the_log():
     """The exception tables name real references and facts, and every recipe meets a log."""
     ids = set(REFERENCES.values())

@@ -22,6 +22,7 @@ from ablations import METRICS, get_table
 from ablations.reference_catalog import (CONFIG_REFERENCES, RELEASED_REFERENCES,
                                   ROW_REFERENCES, SOURCES, load_reference, reference_path)
 from runs.logs.log_formats import agrees_to_print, read_log
+from tiers import first_of_each
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / 'tests' / 'fixtures' / 'reference_logs'
@@ -271,10 +272,12 @@ def test_the_official_s6_lr_is_one_timm_cosine_over_all_300_epochs():
 _COVERED = ('mobilemamba-s6-in1k', 'mambavision-t-upernet-ade20k')  # by the tests above
 
 
-@pytest.mark.parametrize('config, ref_id', [
+# quick tier: one recipe per task folder and family (tests/tiers.py)
+@pytest.mark.parametrize('config, ref_id', first_of_each([
     pytest.param(config, ref_id, id=ref_id,
                  marks=[pytest.mark.slow] if ref_id.endswith('-in1k') else [])
-    for config, ref_id in CONFIG_REFERENCES.items() if ref_id not in _COVERED])
+    for config, ref_id in CONFIG_REFERENCES.items() if ref_id not in _COVERED],
+    lambda case: tuple(case[0].split('/')[:2])))
 def test_every_recipe_lr_equals_its_official_log(config, ref_id):
     """Each full config with a published official run (CONFIG_REFERENCES), at the official GPU
     count through ablations.compose.apply_global_batch (the full profile's batch keeping): its lr
