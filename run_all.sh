@@ -23,6 +23,8 @@ Commands:
   mobilemamba_mrffi [OPTIONS]
                         MobileMamba MRFFI flags (ImageNet)
   all [OPTIONS]         every table above, one after the other
+  FILE.py [OPTIONS]     a table of your own: a Python file that defines TABLE (status, report,
+                        plan, eval and doctor take the same path; docs/own_ablation.md)
   doctor [<table>] [table options]
                         check this machine or cluster before queuing a table: versions, mmcv
                         ops, mamba-ssm, data, disk, GPU memory, SLURM, all-reduce (one line each;
@@ -73,6 +75,15 @@ in_env() {
   PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$py" "$@"
 }
 
+# A table file's path made absolute: the fronts run from the repository root.
+table_path() {
+  case "$1" in
+    *.py) if [ -f "$1" ]; then echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+          else echo "$1"; fi ;;
+    *) echo "$1" ;;
+  esac
+}
+
 is_table() {
   local t
   for t in "${TABLES[@]}" all; do [ "$t" = "$1" ] && return 0; done
@@ -107,11 +118,15 @@ case "$cmd" in
     cd "$ROOT" && exec python3 -m tools.list_tables ;;
   # Every command's front is a module of tools/.
   report|status|doctor|plan)
+    [ $# -eq 0 ] || set -- "$(table_path "$1")" "${@:2}"
     in_env -m "tools.$cmd" "$@" ;;
   eval)
+    [ $# -eq 0 ] || set -- "$(table_path "$1")" "${@:2}"
     in_env -m tools.eval_checkpoint "$@" ;;
   python)
     in_env "$@" ;;
+  *.py)
+    in_env -m tools.run_table "$(table_path "$cmd")" "$@" ;;
   *)
     if is_table "$cmd"; then
       in_env -m tools.run_table "$cmd" "$@"

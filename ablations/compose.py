@@ -25,6 +25,8 @@ from engine.ema import EMA_HOOK_TYPES
 
 from . import TASKS, AblationTable, Row, get_table
 from .recipes import MAMBAVISION_TRAIN_VAL_CROP, get_recipe, plan_batch
+from .reduction import SUBSETS, Reduction, split_profile
+from .table_files import import_table_file
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = ('smoke', 'full')
@@ -90,6 +92,12 @@ def smoke_overlays(table: AblationTable, task: str) -> list[Path]:
     return [cfg_dir / 'smoke.py', cfg_dir / table.model / 'smoke.py']
 
 
+def merge_row(cfg: Config, row: Row, task: str) -> None:
+    """The row's backbone overrides for ``task`` into ``cfg.model.backbone``, in place: the one
+    place a row changes a config."""
+    cfg.merge_from_dict(dict(model=dict(backbone=copy.deepcopy(row.backbone_overrides(task)))))
+
+
 def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], task: str,
                      profile: str = 'smoke', data_root: Optional[Union[str, Path]] = None,
                      work_dir: Optional[Union[str, Path]] = None, seed: int = 0,
@@ -102,12 +110,15 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
     ``check_data``: verify the dataset layout now (the runner does; a dry run does not).
     ``gpus``: GPUs of this task's run (full profile): the official global batch is kept on them
     (None: the official run's own GPU count). ``cfg.fidelity`` records the recipe as run.
+    ``profile`` may name a reduced full run (``full@0.1+in100``, ``ablations.reduction``).
     """
     table = get_table(table) if isinstance(table, str) else table
     row = table.row(row) if isinstance(row, str) else row
     if task not in table.tasks:
         raise ValueError(f'task {task!r} is not part of {table.name}; its tasks: '
                          f'{", ".join(table.tasks)} (all tasks: {", ".join(TASKS)})')
+    run_profile = profile
+    profile, reduction = split_profile(profile)
     if profile not in PROFILES:
         raise ValueError(f'unknown profile {profile!r}; valid: {", ".join(PROFILES)}')
 
@@ -125,7 +136,7 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
         Path(data_root).expanduser().resolve() / DATA_LAYOUT[task]['folder']
     _set_dataset_root(cfg, str(folder))
 
-    cfg.merge_from_dict(dict(model=dict(backbone=copy.deepcopy(row.backbone_overrides(task)))))
+    merge_row(cfg, row, task)
     if pretrained is not None:
         # _delete_: replace the base's init_cfg (often None, which a dict cannot merge into).
         cfg.merge_from_dict(dict(model=dict(backbone=dict(init_cfg=dict(
@@ -134,9 +145,15 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     # For the record: what this config is, in the run's own dumped copy.
-    cfg.ablation = dict(table=table.name, row=row.slug, task=task, profile=profile, seed=seed)
+    cfg.ablation = dict(table=table.name, row=row.slug, task=task, profile=run_profile,
+                        seed=seed)
+    import_table_file(cfg, table)  # a table of your own: its module and its file's hash
     if profile == 'full':
+        reduced = apply_reduction(cfg, task, reduction)  # before the batch plan scales iterations
         cfg.fidelity = apply_global_batch(cfg, gpus)
+        cfg.fidelity['deviations'] += reduced
+        cfg.fidelity['reduction'] = dict(schedule_scale=reduction.schedule_scale,
+                                         subset=reduction.subset)
     else:
         # Smoke keeps its own small batch per process: N processes train N times the batch.
         cfg.fidelity = fidelity_record(cfg, gpus=gpus or 1, deviations=[
@@ -154,16 +171,24 @@ SMOKE_EMA_MOMENTUM = 0.1
 def shorten_schedule(cfg: Config, full_loop: dict) -> None:
     """Fit the full recipe's epoch-based schedule to the smoke overlay's few epochs (in place).
 
-    The overlay sets ``max_epochs``; every epoch-based scheduler keeps its shape, its begin and
-    end (or cycle and warm-up) scaled by the same factor (fractions of an epoch are kept where
-    the scheduler converts to iterations, as both ImageNet recipes do), and so does MESA's
-    epoch count, so its start ratio falls inside the short run. EMA hooks get :data:`SMOKE_EMA_MOMENTUM`. Iteration-based loops (det
-    and seg smoke) are left as the overlay has them.
+    The overlay sets ``max_epochs``; :func:`scale_epoch_schedule` keeps every epoch-based
+    scheduler's shape and MESA's start ratio. EMA hooks get :data:`SMOKE_EMA_MOMENTUM`.
+    Iteration-based loops (det and seg smoke) are left as the overlay has them.
     """
     loop = cfg.train_cfg
     if not (loop.get('by_epoch') and full_loop.get('by_epoch') and 'max_epochs' in full_loop):
         return
-    factor = loop.max_epochs / full_loop['max_epochs']
+    scale_epoch_schedule(cfg, loop.max_epochs / full_loop['max_epochs'])
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') in EMA_HOOK_TYPES:
+            hook['momentum'] = SMOKE_EMA_MOMENTUM
+
+
+def scale_epoch_schedule(cfg: Config, factor: float) -> None:
+    """Scale every epoch-based scheduler's begin and end (or cycle and warm-up) by ``factor``,
+    and MESA's epoch count with them, so its start ratio is kept (in place; the loop's own
+    ``max_epochs`` is the caller's). Fractions of an epoch are kept where the scheduler converts
+    to iterations, as both ImageNet recipes do; others round to whole epochs."""
     schedulers = cfg.get('param_scheduler') or []
     for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
         if not sched.get('by_epoch', True):
@@ -172,16 +197,140 @@ def shorten_schedule(cfg: Config, full_loop: dict) -> None:
         # cycle, warmup: TimmCosineLR's lengths (engine/lr_schedulers.py), in epochs here too.
         for key in ('begin', 'end', 'T_max', 'cycle', 'warmup'):
             if isinstance(sched.get(key), (int, float)):
-                value = sched[key] * factor
+                value = round(sched[key] * factor, 9)
                 if not exact:
                     value = max(1, round(value)) if sched[key] else 0
                 sched[key] = int(value) if float(value).is_integer() else value
     for hook in cfg.get('custom_hooks') or []:
-        if hook.get('type') in EMA_HOOK_TYPES:
-            hook['momentum'] = SMOKE_EMA_MOMENTUM
-        elif hook.get('type') == 'MesaHook' and hook.get('epochs'):
+        if hook.get('type') == 'MesaHook' and hook.get('epochs'):
             # The official divisor of MESA's progress (MambaVision: the yaml's 310 epochs).
-            hook['epochs'] = hook['epochs'] * factor
+            epochs = round(hook['epochs'] * factor, 9)  # 310 x 0.1 is 31, not 31.000000000000004
+            hook['epochs'] = int(epochs) if epochs.is_integer() else epochs
+
+
+# ---- reduced-cost full runs (ablations/reduction.py) -------------------------------------------
+IMAGENET_CLASSES = 1000
+
+
+def _scaled_interval(value: int, factor: float) -> int:
+    return max(1, round(value * factor))
+
+
+def apply_reduction(cfg: Config, task: str, reduction: Reduction) -> list:
+    """Scale the schedule and select the class subset (in place); the deviation lines.
+
+    - ImageNet (epoch-based): ``max_epochs`` x F, rounded; the cosine's cycle and warm-up and
+      MESA's epochs by the same ratio (decayed over the scaled budget, not truncated);
+      validation and checkpoint intervals too, never under one epoch (the loop validates at
+      epoch ends; more often would cost more than it tells).
+    - Detection (mmdet's epoch-based 1x/3x): the epochs, lr milestones and per-epoch validation
+      are kept and each epoch trains a new random F of the images (``EpochFractionSampler``),
+      so the run trains F of the iterations; iteration-based warm-ups x F.
+    - Segmentation (iteration-based): every iteration count x F.
+    - The EMA keeps its horizon as a fraction of the run: with F of the optimizer steps (and the
+      subset's fewer steps per epoch), momentum / (F x the subset's share of the images). The
+      recipes' 2e-4 averages over ~5000 steps, 5 % of a MambaVision run; unchanged, a run of a
+      tenth of the steps would evaluate an average over half of its training.
+    - ``in100`` (ImageNet only): ``ImageNetSubset`` over the user's ImageNet folder and a
+      100-way head; the det/seg runs of the row start from that backbone.
+    """
+    if not reduction.reduced:
+        return []
+    deviations = []
+    scale = reduction.schedule_scale
+    steps = 1.0  # this run's optimizer steps / the full run's
+    loop = cfg.train_cfg
+    if scale != 1.0:
+        if task == 'cls':
+            epochs = loop.max_epochs
+            loop.max_epochs = max(1, round(epochs * scale))
+            ratio = steps = loop.max_epochs / epochs
+            scale_epoch_schedule(cfg, ratio)
+            if 'val_interval' in loop:
+                loop.val_interval = _scaled_interval(loop.val_interval, ratio)
+            if loop.get('dynamic_intervals'):
+                loop.dynamic_intervals = [(_scaled_interval(e, ratio), _scaled_interval(i, ratio))
+                                          for e, i in loop.dynamic_intervals]
+            ckpt = cfg.default_hooks.get('checkpoint')
+            if ckpt is not None and ckpt.get('by_epoch', True):
+                ckpt.interval = _scaled_interval(ckpt.interval, ratio)
+            mesa = ' and MESA start' if any(h.get('type') == 'MesaHook'
+                                            for h in cfg.get('custom_hooks') or []) else ''
+            deviations.append(f'schedule scaled by {scale:g}: {loop.max_epochs} of {epochs} '
+                              f'epochs, the lr schedule, warm-up{mesa} over them')
+        elif 'max_epochs' in loop:
+            sampler = cfg.train_dataloader.sampler
+            if sampler.get('type') not in (None, 'DefaultSampler'):
+                raise ValueError(f'--schedule-scale: cannot scale the epochs of a '
+                                 f'{sampler.get("type")} sampler')
+            sampler.update(type='EpochFractionSampler', fraction=scale)
+            steps = scale
+            _scale_iteration_counts(cfg, scale)
+            deviations.append(f'schedule scaled by {scale:g}: each of the {loop.max_epochs} '
+                              f'epochs trains a new random {scale:g} of the images; lr '
+                              f'milestones and per-epoch validation kept')
+        else:
+            iters = loop.max_iters
+            loop.max_iters = max(1, round(iters * scale))
+            steps = loop.max_iters / iters
+            if 'val_interval' in loop:
+                loop.val_interval = _scaled_interval(loop.val_interval, steps)
+            _scale_iteration_counts(cfg, steps)
+            ckpt = cfg.default_hooks.get('checkpoint')
+            if ckpt is not None and not ckpt.get('by_epoch', True):
+                ckpt.interval = _scaled_interval(ckpt.interval, steps)
+            deviations.append(f'schedule scaled by {scale:g}: {loop.max_iters} of {iters} '
+                              f'iterations, the lr schedule and validation over them')
+    if reduction.subset:
+        wnids, what = SUBSETS[reduction.subset]
+        if task == 'cls':
+            classes = _select_classes(cfg, wnids)
+            steps *= classes / IMAGENET_CLASSES  # ImageNet classes hold similar image counts
+            deviations.append(f'{what}: {classes} classes of ImageNet, a {classes}-way head')
+        else:
+            deviations.append(f'backbone from the row\'s {reduction.subset} classification run '
+                              f'({what}), not from ImageNet-1k')
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') in EMA_HOOK_TYPES and steps < 1:
+            momentum = hook['momentum']
+            hook['momentum'] = min(1.0, momentum / steps)
+            deviations.append(f'EMA momentum {momentum:g} -> {hook["momentum"]:.3g}: its '
+                              f'horizon kept at the same share of the reduced optimizer steps')
+    return deviations
+
+
+def _scale_iteration_counts(cfg: Config, factor: float) -> None:
+    """Iteration-based schedulers' begin, end and milestones x ``factor``, in whole iterations
+    (a reduced schedule's fraction, or the accumulation count)."""
+    schedulers = cfg.get('param_scheduler') or []
+    for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if sched.get('by_epoch', True):
+            continue
+        for key in ('begin', 'end', 'T_max'):
+            if isinstance(sched.get(key), int):
+                sched[key] = max(1, round(sched[key] * factor)) if sched[key] else 0
+        if sched.get('milestones'):
+            sched['milestones'] = [max(1, round(m * factor)) for m in sched['milestones']]
+
+
+def _select_classes(cfg: Config, wnids: Path) -> int:
+    """ImageNet's loaders read only the listed classes; the head predicts that many."""
+    classes = sum(1 for line in wnids.read_text().splitlines()
+                  if line.strip() and not line.startswith('#'))
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader is None:
+            continue
+        dataset = loader.dataset
+        if dataset.get('type') != 'ImageNet':
+            raise ValueError(f'--subset selects ImageNet classes; the {split} dataset is '
+                             f'{dataset.get("type")}')
+        dataset.update(type='ImageNetSubset', wnids_file=str(wnids))
+    cfg.model.head.num_classes = classes
+    if cfg.get('data_preprocessor', {}).get('num_classes'):
+        cfg.data_preprocessor.num_classes = classes
+    cfg.custom_imports.imports = [*cfg.custom_imports.imports, 'engine.imagenet_subset']
+    return classes
 
 
 # ---- the official global batch at any GPU count -------------------------------------------------
@@ -193,13 +342,7 @@ def _scale_iterations(cfg: Config, factor: int) -> None:
         loop.max_iters *= factor
         if 'val_interval' in loop:
             loop.val_interval *= factor
-    schedulers = cfg.get('param_scheduler') or []
-    for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
-        if sched.get('by_epoch', True):
-            continue
-        for key in ('begin', 'end', 'T_max'):
-            if isinstance(sched.get(key), int):
-                sched[key] *= factor
+    _scale_iteration_counts(cfg, factor)
     ckpt = cfg.get('default_hooks', {}).get('checkpoint')
     if ckpt is not None and not ckpt.get('by_epoch', True):
         ckpt.interval *= factor

@@ -53,6 +53,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+class ConfigKeepingRunner(Runner):
+    """mmengine's Runner, except that it never overwrites the config file it was started from.
+
+    mmengine dumps its config to ``<work_dir>/<the config's file name>``: for a run, whose
+    config.py is in its own dir, that is the file itself. The dump would drop what the suite wrote
+    there beside the values (a table file's folder put on ``sys.path``:
+    ``ablations/table_files.py``), and a resumed attempt must start from the config as written;
+    so that dump goes to the attempt's log folder (``<work_dir>/<timestamp>/``) instead.
+    """
+
+    def dump_config(self) -> None:
+        source = Path(self.cfg.filename) if self.cfg.filename else None
+        if source is not None and (Path(self.work_dir) / source.name).resolve() == \
+                source.resolve():
+            self.cfg.dump(str(Path(self.log_dir) / source.name))
+        else:
+            super().dump_config()
+
+
 def hold_run_lock(work_dir: str):
     """Hold the run dir's lock for as long as this training lives (rank 0; see runs.RunLock).
 
@@ -104,7 +123,7 @@ def main(argv=None) -> None:
         cfg.load_from = None
     hardening.harden_config(cfg)
     try:
-        runner = Runner.from_cfg(cfg)
+        runner = ConfigKeepingRunner.from_cfg(cfg)
         runner.train()
     except CheckpointError as err:  # a file that is no checkpoint, or would run code
         print(f'{PROG}: error: {str(err).splitlines()[0]}', file=sys.stderr)

@@ -39,7 +39,11 @@ def measure_model(cfg, input_size: int) -> dict:
 
 
 def _config_key(cfg, input_size: int) -> str:
-    text = json.dumps(cfg.to_dict().get('model'), sort_keys=True, default=str)
+    data = cfg.to_dict()
+    text = json.dumps(data.get('model'), sort_keys=True, default=str)
+    own = (data.get('ablation') or {}).get('table_file')
+    if own:  # a table file's mixer changes without its config: its file's hash counts too
+        text += own['sha256']
     return hashlib.sha256(f'{input_size}:{text}'.encode()).hexdigest()[:16]
 
 

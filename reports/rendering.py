@@ -12,6 +12,8 @@ from typing import Sequence
 import pandas as pd
 
 from ablations import METRICS, AblationTable
+from ablations.reduction import SUBSETS, Reduction, split_profile
+from ablations.table_files import table_file_of
 
 from . import stats
 from .tabulation import Cell
@@ -20,6 +22,14 @@ SMOKE_BANNER = ('> **Smoke profile: pipeline checks, not reproductions.** These 
                 'tiny data for a few iterations to prove that building, training, evaluating and '
                 'logging work end to end. Their numbers say nothing about the paper\'s results '
                 'or claims.')
+REDUCED_BANNER = ('> **Reduced runs ({label}): not reproductions.** The official recipes on '
+                  'real data at a fraction of their cost ({what}). The gap to a published '
+                  'number is shown, never judged: a shorter schedule or fewer classes land '
+                  'lower by design. The claim check compares our steps between rows with the '
+                  'paper\'s steps.')
+# What a smoke claim check says in place of a verdict: priors of full runs on generated data
+# would give confident, meaningless verdicts.
+PIPELINE_CHECK = 'pipeline check (smoke): no verdict'
 UNKNOWN_BANNER = ('> **Profile unknown:** these runs have no readable run.json, so how they were '
                   'run (data, schedule) is not recorded. Treat the numbers as unverified.')
 PICK_TEXT = {
@@ -43,6 +53,33 @@ class ReportContext:
     data_roots: list[str] = field(default_factory=list)
     run_commits: list[str] = field(default_factory=list)
     started: tuple[str, str] | None = None  # first and last run start
+    # reduced runs: what the official curves say about early rankings (runs.logs.early_ranking)
+    reduced_caveats: list[str] = field(default_factory=list)
+
+
+def reduction_of(profile: str) -> Reduction:
+    """The reduction a report's profile names (none for smoke, full, unknown)."""
+    try:
+        return split_profile(profile)[1]
+    except ValueError:
+        return Reduction()
+
+
+def reduction_text(reduction: Reduction) -> str:
+    parts = []
+    if reduction.schedule_scale != 1.0:
+        parts.append(f'every schedule x {reduction.schedule_scale:g}')
+    if reduction.subset:
+        parts.append(f'ImageNet on {SUBSETS[reduction.subset][1]}')
+    return '; '.join(parts)
+
+
+def withhold_verdicts(steps: pd.DataFrame) -> pd.DataFrame:
+    """A smoke report's steps with :data:`PIPELINE_CHECK` where a verdict would be (a step
+    not checked still says why)."""
+    verdicts = (stats.REPRODUCED, stats.CONTRADICTED, stats.INCONCLUSIVE)
+    return steps.assign(verdict=[PIPELINE_CHECK if v in verdicts else v
+                                 for v in steps['verdict']])
 
 
 CLAIM_HEADERS = {'paper': 'paper (better - worse)', 'ours': 'ours: mean step [95% CI]',
@@ -95,25 +132,34 @@ def render_markdown(table: AblationTable, layout: pd.DataFrame, notes: list[str]
                     warnings: list[str], recipe_lines: Sequence[str] = ()) -> str:
     """The whole ``<table>.md``."""
     out = [f'# {table.source.table}: {table.title}', '']
+    reduction = reduction_of(context.profile)
     if context.profile == 'smoke':
         out += [SMOKE_BANNER, '']
+    elif reduction.reduced:
+        out += [REDUCED_BANNER.format(label=f'ours {reduction.label}',
+                                      what=reduction_text(reduction)), '']
     elif context.profile == 'unknown':
         out += [UNKNOWN_BANNER, '']
     started = (f'{context.started[0]} to {context.started[1]}' if context.started
                else 'unknown')
+    out += [f'- Source: {table.source}']
+    own = table_file_of(table)
+    if own is not None:  # a table of your own: its rows not in the paper say so in the notes
+        out += [f'- Table file: {own.path} (sha256 {own.sha256[:12]}), module {own.module}']
     out += [
-        f'- Source: {table.source}',
         f'- Profile: {context.profile} (runs of other profiles are left out, see Warnings)',
         f'- Data: {", ".join(context.data_roots) or "unknown"}',
         f'- Runs started: {started}; commit of the runs: '
         f'{", ".join(context.run_commits) or "unknown"}',
         f'- Report written: {context.generated} (reporter at commit {context.reporter_commit})',
         f'- Values: {PICK_TEXT[context.pick]}',
-        '- Cells: ours (published, ours - published). Ours is the mean ± sample std over n '
+        f'- Cells: ours{" " + reduction.label if reduction.reduced else ""} (published, ours - '
+        'published). Ours is the mean ± sample std over n '
         'seeds; n/p: the paper does not publish it; -: no run. Every value is in the CSV beside '
         'this file with the log file and line it was read from.',
         '', markdown_table(layout), '']
     caveats = [f'- {c}' for c in table.caveats] + [f'- {n}' for n in notes]
+    caveats += [f'- {line}' for line in context.reduced_caveats]
     if context.pick == 'best':
         caveats.append('- Values are the best evaluation of each run, not the final one.')
     if caveats:

@@ -12,6 +12,7 @@ from typing import Optional
 import pandas as pd
 
 from ablations import METRICS, AblationTable
+from runs.logs.early_ranking import reduced_run_caveat
 from runs.rundir import RecordError, RunKey, read_record
 
 from .complexity_column import complexity_of_rows
@@ -19,14 +20,17 @@ from .fidelity import deviation_footnotes, fidelity_section
 from .parsing import collect, show_path
 from .reference_sections import reference_sections
 from .released import released_rows, render_released
+from .seed_rounds import read_rounds, rounds_file, rounds_section
 from .rendering import (
     ReportContext,
     footnote_marks,
+    reduction_of,
     render_absolute_png,
     render_markdown,
     render_png,
     write_csv,
     write_steps_csv,
+    withhold_verdicts,
 )
 from .tabulation import (
     baseline_steps,
@@ -122,16 +126,27 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
         profile=profile, pick=pick, generated=datetime.now().isoformat(timespec='seconds'),
         reporter_commit=git_commit(), data_roots=_distinct(kept['data_root']),
         run_commits=_distinct(kept['commit']),
-        started=(started[0], started[-1]) if started else None)
+        started=(started[0], started[-1]) if started else None,
+        reduced_caveats=[reduced_run_caveat(table)] if reduction_of(profile).reduced else [])
     for what, values in (('data roots', context.data_roots), ('commits', context.run_commits)):
         if len(values) > 1:
             warnings.append(f'the reported runs used {len(values)} {what}: {", ".join(values)}')
     records = fidelity_records(work_dir, table, kept)
     footnotes, deviation_marks = deviation_footnotes(records)
     layout = mark_cells(paper_layout(cells, table, complexity, marks), table, deviation_marks)
+    claims = claim_check(cells, table)
+    if profile == 'smoke':
+        claims = withhold_verdicts(claims)
+    elif reduction_of(profile).reduced:  # a verdict on reduced runs, never on the paper's runs
+        claims = claims.assign(verdict=[f'{v} at {reduction_of(profile).label}'
+                                        for v in claims['verdict']])
     markdown = render_markdown(table, layout, notes, pair_agreement(cells, table),
-                               claim_check(cells, table), context, warnings,
+                               claims, context, warnings,
                                recipe_lines=fidelity_section(records, title=None))
+    rounds = read_rounds(rounds_file(work_dir, table.name, profile))
+    if rounds:  # --seeds auto: how each claim was decided, and why the rounds stopped
+        markdown = markdown.rstrip('\n') + '\n\n' + '\n'.join(
+            rounds_section(rounds, smoke=profile == 'smoke'))
     if released:  # released weights in a section of their own, never as our cells
         markdown = markdown.rstrip('\n') + '\n\n' + released
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +155,8 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
     written[0].write_text(markdown, encoding='utf-8')
     write_csv(frame, table, written[1])
     from_baseline = baseline_steps(cells, table)
-    write_steps_csv(pd.concat([claim_steps(cells, table), from_baseline], ignore_index=True),
-                    table, written[2])
+    steps = pd.concat([claim_steps(cells, table), from_baseline], ignore_index=True)
+    write_steps_csv(withhold_verdicts(steps) if profile == 'smoke' else steps, table, written[2])
     render_png(table, from_baseline, profile, written[3])
     render_absolute_png(table, cells, profile, written[4])
     # Rows that are the released model: our curves over the official run's.

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Union
 
 from ablations import TASKS
+from ablations.reduction import Reduction, run_profile
 from runs.executors.local import LocalOptions
 from runs.executors.slurm import SlurmOptions
 from runs.provenance import REPO
@@ -41,10 +42,18 @@ class TableOptions:
     report: bool = True
     report_dir: Optional[Path] = None
     trackers: tuple[str, ...] = ()
+    reduction: Reduction = Reduction()  # --schedule-scale, --subset (full profile)
+    # --seeds auto --max-seeds N: seeds in rounds until each claim resolves (None: --seeds N)
+    max_seeds: Optional[int] = None
 
     @property
     def launcher(self) -> str:
         return 'slurm' if isinstance(self.executor, SlurmOptions) else self.executor.launcher
+
+    @property
+    def run_profile(self) -> str:
+        """The profile the runs' identity and dirs carry (``full@0.1+in100`` when reduced)."""
+        return run_profile(self.profile, self.reduction)
 
 
 def split_csv(value: Optional[str]) -> list[str]:

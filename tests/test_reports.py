@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from runs import rundir as run_layout
@@ -312,11 +313,18 @@ def test_claim_check(runs):
     steps = [line for line in claims.splitlines() if line.startswith('| ')
              and ('>' in line)]
     # One seed per row: the interval rests on the prior ADE20K noise (sd 1.0), 7.65 +- 2.77;
-    # 64 and 17 seeds per row would resolve the paper's +0.5 and +1.0 (d = 0.5 and 1.0).
+    # 64 and 17 seeds per row would resolve the paper's +0.5 and +1.0 (d = 0.5 and 1.0). Smoke
+    # runs: the step and interval are shown, a verdict is not (full-run priors, generated data).
     assert ('| regular conv1 > causal conv1 | ADE20K mIoU | +0.5 | +7.65 [+4.88, +10.42] | '
-            '<0.001 | +7.65 | prior noise, sd 1.00 (n=1 vs 1) | reproduced | 64 |' in steps)
+            '<0.001 | +7.65 | prior noise, sd 1.00 (n=1 vs 1) | pipeline check (smoke): no '
+            'verdict | 64 |' in steps)
     assert ('| conv2 > w/o conv2 | ADE20K mIoU | +1.0 | -7.00 [-9.77, -4.23] | <0.001 | -7.00 | '
-            'prior noise, sd 1.00 (n=1 vs 1) | contradicted | 17 |' in steps)
+            'prior noise, sd 1.00 (n=1 vs 1) | pipeline check (smoke): no verdict | 17 |' in steps)
+    assert not any(v in line for line in steps
+                   for v in ('reproduced', 'contradicted', 'inconclusive'))
+    steps_csv = pd.read_csv(runs / 'out' / f'{TABLE}_steps.csv')
+    assert set(steps_csv['verdict']) <= {'pipeline check (smoke): no verdict'} | {
+        v for v in steps_csv['verdict'] if v.startswith('not checked')}
     assert ('| regular conv1 > causal conv1 | ImageNet top-1 (%) | +0.4 | - | - | - | - | '
             'not checked: no result for regular-noconv2 | - |' in steps)
     # --no-complexity on a table whose paper gives no params: no such columns
@@ -390,6 +398,78 @@ def test_pick_best_and_csv(runs, saved_figures):
     ours = {x: h for label, drawn in miou.items() if label.startswith('ours')
             for x, h in drawn.items()}
     assert ours == pytest.approx({0.2: 20.0 - 12.35, 1.2: 13.0 - 12.35, 2.2: 12.0 - 12.35})
+
+
+def whiskers(fig, metric: str) -> dict[float, tuple[float, float]]:
+    """The error bars of ``metric``'s panel, read back from the figure: {x: (low end, high
+    end)} of each bar's whisker (the vertical segment matplotlib draws for its yerr)."""
+    from matplotlib.container import BarContainer
+    (ax, ) = [a for a in fig.axes if a.get_title() == METRICS[metric].label]
+    found = {}
+    for container in ax.containers:
+        if isinstance(container, BarContainer) and container.errorbar is not None:
+            _, _, (segments, ) = container.errorbar.lines
+            for (x, low), (x_high, high) in segments.get_segments():
+                assert x == x_high  # vertical
+                found[round(float(x), 6)] = (float(min(low, high)), float(max(low, high)))
+    return found
+
+
+def test_step_plot_whiskers_are_the_95_percent_intervals(tmp_path, monkeypatch, saved_figures):
+    """docs/seed_noise.md, reports/stats.py: a step's 95% interval is Welch's t when both rows
+    have two or more seeds, one row's sd for both (t, its n - 1 degrees of freedom) when only
+    it has, else the documented prior sd taken as known (normal). The step plot's whiskers end
+    where those intervals end, computed here from the planted per-seed values with scipy's t
+    and normal quantiles; the absolute plot's whiskers are mean -+ sample sd."""
+    import statistics
+
+    from scipy import stats as sps
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / 'work_dirs'
+    top1 = {'causal-noconv2': [70.0, 71.5, 69.25],         # the first row: the baseline
+            'regular-noconv2': [72.0, 74.5, 73.0, 71.75],  # Welch
+            'conv2-gate': [75.0],                          # the baseline's sd for both
+            'conv2-concat': [76.0, 76.0]}                  # Welch (one spread is zero)
+    miou = {'causal-noconv2': [40.0], 'regular-noconv2': [42.5]}  # one seed each: prior
+    for metrics, task, key in ((top1, 'cls', 'accuracy/top1'), (miou, 'seg', 'mIoU')):
+        for row, values in metrics.items():
+            for seed, value in enumerate(values):
+                d = seed_dir(root, row, task, seed)
+                write_run_json(d)
+                write_scalars(d, T1, [train_line(1), val_line(1, **{key: value})])
+    assert cli.main([TABLE, '--out', 'out', '--no-complexity']) == 0
+    quantile = 0.5 + 0.95 / 2
+
+    def welch(better, worse):
+        vb, vw = statistics.variance(better) / len(better), statistics.variance(worse) / len(worse)
+        df = (vb + vw) ** 2 / (vb ** 2 / (len(better) - 1) + vw ** 2 / (len(worse) - 1))
+        return sps.t.ppf(quantile, df) * math.sqrt(vb + vw)
+
+    base = top1['causal-noconv2']
+    diff = {row: statistics.fmean(v) - statistics.fmean(base) for row, v in top1.items()}
+    half = {'regular-noconv2': welch(top1['regular-noconv2'], base),
+            'conv2-gate': sps.t.ppf(quantile, len(base) - 1) * statistics.stdev(base)
+            * math.sqrt(1 / 1 + 1 / len(base)),
+            'conv2-concat': welch(top1['conv2-concat'], base)}
+    # x: the rows after the first at i + 0.2 (ours); conv2-add has no result, no whisker
+    expected = {round(i + 0.2, 6): (diff[row] - half[row], diff[row] + half[row])
+                for i, row in enumerate(['regular-noconv2', 'conv2-gate', 'conv2-concat'])}
+    drawn = whiskers(saved_figures[f'{TABLE}.png'], 'top1')
+    assert drawn.keys() == expected.keys()
+    for x, ends in expected.items():
+        assert drawn[x] == pytest.approx(ends, rel=0, abs=1e-9), x
+    # ADE20K, one seed a row: the prior sd, 1 mIoU (docs/seed_noise.md), known: normal
+    prior = sps.norm.ppf(quantile) * 1.0 * math.sqrt(1 / 1 + 1 / 1)
+    assert whiskers(saved_figures[f'{TABLE}.png'], 'miou') == pytest.approx(
+        {0.2: (2.5 - prior, 2.5 + prior)}, rel=0, abs=1e-9)
+    # the values themselves: ours at i + 0.2, whiskers mean -+ sample sd (n >= 2 only)
+    drawn = whiskers(saved_figures[f'{TABLE}_absolute.png'], 'top1')
+    expected = {round(i + 0.2, 6): (statistics.fmean(v) - statistics.stdev(v),
+                                    statistics.fmean(v) + statistics.stdev(v))
+                for i, v in enumerate(top1.values()) if len(v) >= 2}
+    assert drawn.keys() == expected.keys()
+    for x, ends in expected.items():
+        assert drawn[x] == pytest.approx(ends, rel=0, abs=1e-9), x
 
 
 def test_profile_option_reports_only_that_profile(runs):

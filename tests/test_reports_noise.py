@@ -41,7 +41,7 @@ TOP1 = METRICS['top1']
 def plant(root: Path, values: dict[str, list[float]]) -> None:
     for row, seeds in values.items():
         for seed, value in enumerate(seeds):
-            d = seed_dir(root, row, 'cls', seed)
+            d = seed_dir(root, row, 'cls', seed, profile='full')  # verdicts: full runs only
             write_run_json(d)
             write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': value})])
 

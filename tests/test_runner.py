@@ -161,12 +161,17 @@ def _scalars(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+MISSING_WEIGHTS = '/nonexistent/broken_row_weights.pth'
+
+
 @pytest.fixture
 def runner_table():
-    """table4's official row plus a row whose training crashes, registered as 'runner_test'."""
+    """table4's official row plus a row whose training crashes, registered as 'runner_test'.
+    Its model builds and runs (the check before queuing passes it); its pretrained weights are
+    missing, which only the training finds."""
     table4 = get_table('table4')
-    broken = replace(table4.row('conv2-concat'), slug='broken', name='broken',
-                     overrides=dict(mixer_cfg=dict(fusion='bogus')))
+    broken = replace(table4.row('conv2-concat'), slug='broken', name='broken', overrides=dict(
+        init_cfg=dict(_delete_=True, type='Pretrained', checkpoint=MISSING_WEIGHTS)))
     table = replace(table4, name='runner_test', rows=(table4.row('conv2-concat'), broken),
                     claims=())
     ablations.TABLES['runner_test'] = table
@@ -204,7 +209,7 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
         assert threads == [str(share)], (run_dir.name, threads, share)
     status = rundir.read_record(bad)
     assert status['status'] == 'failed' and status['returncode'] != 0
-    assert "fusion" in Path(status['console_log']).read_text()
+    assert MISSING_WEIGHTS in Path(status['console_log']).read_text()
     # The failed cls run's det run waits for it, then is blocked, never trained.
     assert main(['runner_test', '--work-dir', str(tmp_path), '--rows', 'broken', '--tasks',
                  'cls,det', '--data-root', str(smoke_data), '--no-report']) == 1

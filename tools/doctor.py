@@ -16,6 +16,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 
 from ablations import TABLES, TASKS, get_table  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
+from ablations.table_files import table_reference  # noqa: E402
 from runs.commands.doctor_checks import JOB_TIME, DoctorOptions, run_checks, summary  # noqa: E402
 from runs.executors.process_layout import (GPUS_PER_NODE, LAUNCHERS, LayoutError,  # noqa: E402
                                             process_layout)
@@ -33,8 +34,8 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Optional[Sequence[str]]) -> DoctorOptions:
     parser = _Parser(prog='run_all.sh doctor',
                      description='Check this machine or cluster before queuing a table.')
-    parser.add_argument('table', nargs='?', help=f'one of: {", ".join(TABLES)} (its runs\' '
-                                                 'datasets, disk and memory are checked)')
+    parser.add_argument('table', nargs='?', help=f'one of: {", ".join(TABLES)}, or a table '
+                        'file of your own (its runs\' datasets, disk and memory are checked)')
     parser.add_argument('--profile', default='smoke', choices=PROFILES)
     parser.add_argument('--rows', help='comma-separated row slugs (default: every row)')
     parser.add_argument('--tasks', help=f'comma-separated subset of {",".join(TASKS)}')
@@ -54,6 +55,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> DoctorOptions:
                        help='seconds the doctor\'s job may wait in the queue (default 600)')
     args = parser.parse_args(argv)
     rows, tasks = tuple(split_csv(args.rows)), tuple(split_csv(args.tasks))
+    table = None
     if args.table:
         try:
             table = get_table(args.table)
@@ -77,7 +79,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> DoctorOptions:
         except LayoutError as err:
             parser.error(str(err))
     return DoctorOptions(
-        table=args.table, profile=args.profile, rows=rows, tasks=tasks, gpus=dict(gpus),
+        # the doctor's SLURM job finds a table of your own again by its file's absolute path
+        table=table_reference(table) if table else None, profile=args.profile, rows=rows,
+        tasks=tasks, gpus=dict(gpus),
         launcher=launcher, data_root=args.data_root, work_dir=args.work_dir,
         report_dir=args.report_dir, job_timeout=args.job_timeout,
         slurm=SlurmOptions(**{o: getattr(args, o) for o in SLURM_OPTIONS},

@@ -37,7 +37,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EvalOptions, bool]
     parser = argparse.ArgumentParser(
         prog='run_all.sh eval',
         description='Evaluate a checkpoint (official or ours) in an ablation row\'s config.')
-    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}')
+    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}; or a table file of your own')
     parser.add_argument('--rows', required=True, help='comma-separated row slugs')
     parser.add_argument('--tasks', help=f'one of {", ".join(TASKS)} (default: the task the '
                                         f'checkpoint\'s keys show)')

@@ -4,9 +4,10 @@ estimate what the table costs before a cluster is booked.
     ./run_all.sh plan <table> [--rows R1,R2] [--tasks cls,det,seg] [--gpus 8[,32...]]
         [--iters N] [--gpu-mem GiB] [--out DIR] [--data-dir DIR]
 
-What a pilot runs and measures, and the assumptions of the estimate: ``runs.commands.planner``. A run
-that fails in the pilot is reported with its error and its log, the others go on, and the exit
-status is 1. Bad input: a one-line error, exit 2.
+What a pilot runs and measures, and the assumptions of the estimate (on a GPU: the pilot's
+s/iter; without one: anchored on the official runs' measured throughput):
+``runs.commands.planner``. A run that fails in the pilot is reported with its error and its log,
+the others go on, and the exit status is 1. Bad input: a one-line error, exit 2.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         prog='run_all.sh plan', description=__doc__.split('\n\n')[0])
-    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}')
+    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}; or a table file of your own')
     parser.add_argument('--rows', help='comma-separated row slugs (default: every row)')
     parser.add_argument('--tasks', help='comma-separated subset of the table\'s tasks')
     parser.add_argument('--gpus', default=','.join(map(str, DEFAULT_GPUS)),

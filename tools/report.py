@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         description='Turn the mmengine logs of an ablation table\'s runs into the paper\'s '
                     'table: <out>/<table>.md, .csv, _steps.csv, .png (steps from the first '
                     'row) and _absolute.png.')
-    parser.add_argument('table', help='ablation table: ' + ', '.join(TABLES))
+    parser.add_argument('table', help='ablation table: ' + ', '.join(TABLES) + '; or a table '
+                        'file of your own (the path the table command was given)')
     parser.add_argument('--work-dir', default='work_dirs',
                         help='folder holding <table>/<profile>/<row>/<task>/seed<k>/ '
                              '(default: work_dirs)')

@@ -1,4 +1,5 @@
-"""Run an ablation table as a job graph: ``./run_all.sh table4 ...`` (the engine: ``runs.table.orchestrate``).
+"""Run an ablation table as a job graph: ``./run_all.sh table4 ...`` (the engine:
+``runs.table.orchestrate``).
 
     python -m tools.run_table table4 [--profile smoke|full] [--rows R1,R2] [--tasks cls,det,seg]
         [--seeds N] [--gpus N | --gpus cls=32,det=8,seg=8] [--launcher none|pytorch|slurm]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,22 +25,40 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 
 from ablations import TABLES, TASKS, AblationTable, get_table  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
+from ablations.reduction import SUBSETS, Reduction, run_profile  # noqa: E402
+from ablations.table_files import table_reference  # noqa: E402
 from runs.executors.local import LocalOptions  # noqa: E402
 from runs.executors.process_layout import GPUS_PER_NODE, LAUNCHERS  # noqa: E402
 from runs.executors.slurm import SLURM_OPTIONS, SlurmOptions  # noqa: E402
 from runs.options import (DEFAULT_WORK_DIR, TableOptions, frozen_gpus, parse_gpus,  # noqa: E402
                           parse_vis, split_csv)
+from reports.seed_rounds import DECISION_JOB, run_rounds  # noqa: E402
+from runs.provenance import REPO  # noqa: E402
+from runs.table import sequential as seq  # noqa: E402
 from runs.table.orchestrate import run_table  # noqa: E402
 from runs.tracking.tracker_runs import TRACKERS, check_accounts, ensure_installed  # noqa: E402
 
 
 def report_command(table: AblationTable, options: TableOptions) -> list[str]:
     """The reporter's command for this table's runs (``reports/``, one layer above ``runs``)."""
-    command = [sys.executable, '-m', 'tools.report', table.name, '--work-dir',
-               str(options.work_dir), '--profile', options.profile]
+    # a table of your own is found again by its file's path (ablations.table_files)
+    command = [sys.executable, '-m', 'tools.report', table_reference(table), '--work-dir',
+               str(options.work_dir), '--profile', options.run_profile]
     if options.report_dir:
         command += ['--out', str(options.report_dir / table.name)]
     return command
+
+
+def seeds_auto(table: AblationTable, options: TableOptions, argv: Optional[Sequence[str]],
+               report: Optional[list[str]]) -> int:
+    """--seeds auto: rounds until each claim resolves (reports.seed_rounds), then the report.
+    On SLURM the decision after a round is this same command, queued as a job."""
+    again = ['env', f'{DECISION_JOB}=1', sys.executable, '-m', 'tools.run_table',
+             *(sys.argv[1:] if argv is None else argv)]
+    status, done = run_rounds(table, options, again)
+    if done and report is not None:
+        status = max(status, subprocess.run(report, cwd=REPO).returncode)
+    return status
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -54,12 +74,23 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Optional[Sequence[str]] = None) -> TableOptions:
     parser = _Parser(
         prog='run_all.sh <table>', description='Run an ablation table end to end.')
-    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}, all')
+    parser.add_argument('table', help=f'one of: {", ".join(TABLES)}, all; or a table file of '
+                                      'your own, a .py file that defines TABLE')
     parser.add_argument('--profile', default='smoke', choices=PROFILES,
-                        help='smoke (default): generated tiny data on CPU; full: the papers\' recipes')
+                        help='smoke (default): generated tiny data on CPU; full: the papers\' '
+                             'recipes')
+    parser.add_argument('--schedule-scale', type=float, default=1.0, metavar='F',
+                        help='full profile: every schedule length x F, 0 < F <= 1 '
+                             '(docs/reduced_runs.md)')
+    parser.add_argument('--subset', help=f'full profile: train ImageNet on a class subset: '
+                                         f'{", ".join(SUBSETS)}')
     parser.add_argument('--rows', help='comma-separated row slugs (default: every row)')
     parser.add_argument('--tasks', help=f'comma-separated subset of {",".join(TASKS)}')
-    parser.add_argument('--seeds', type=int, default=1, help='seeds per (row, task), 0..N-1')
+    parser.add_argument('--seeds', default='1',
+                        help='seeds per (row, task), 0..N-1; or auto: seeds in rounds until '
+                             'each claim resolves (docs/seed_noise.md)')
+    parser.add_argument('--max-seeds', type=int, default=5,
+                        help='--seeds auto: at most this many seeds per row (default 5)')
     parser.add_argument('--gpus', default='1',
                         help='GPUs per run: N for every task, or per task as cls=32,det=8,seg=8')
     parser.add_argument('--launcher', choices=LAUNCHERS,
@@ -93,10 +124,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TableOptions:
     try:
         gpus = parse_gpus(args.gpus)
         trackers = parse_vis(args.vis)
+        reduction = Reduction(args.schedule_scale, args.subset)
+        run_profile(args.profile, reduction)  # only the full profile reduces
     except ValueError as err:
         parser.error(str(err))
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    max_seeds = None
+    if args.seeds == 'auto':
+        if args.max_seeds < seq.MIN_SEEDS:
+            parser.error(f'--max-seeds must be at least {seq.MIN_SEEDS} (the first look), '
+                         f'got {args.max_seeds}')
+        seeds, max_seeds = seq.MIN_SEEDS, args.max_seeds
+    elif args.seeds.isdigit() and int(args.seeds) >= 1:
+        seeds = int(args.seeds)
+    else:
+        parser.error(f'--seeds {args.seeds!r} must be a whole number >= 1 or auto')
     several = max(gpus.values()) > 1
     launcher = args.launcher or ('pytorch' if several else 'none')
     if launcher == 'none' and several:
@@ -114,13 +157,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TableOptions:
     return TableOptions(
         tables=tuple(TABLES) if args.table == 'all' else (args.table,),
         profile=args.profile, rows=tuple(split_csv(args.rows)),
-        tasks=tuple(split_csv(args.tasks)), seeds=args.seeds, gpus=frozen_gpus(gpus),
+        tasks=tuple(split_csv(args.tasks)), seeds=seeds, max_seeds=max_seeds,
+        gpus=frozen_gpus(gpus),
         executor=executor, rerun_stale=args.rerun_stale,
         data_root=Path(args.data_root).expanduser() if args.data_root else None,
         work_dir=Path(args.work_dir).expanduser().resolve(), dry_run=args.dry_run,
         report=not args.no_report,
         report_dir=Path(args.report_dir).expanduser().resolve() if args.report_dir else None,
-        trackers=tuple(trackers))
+        trackers=tuple(trackers), reduction=reduction)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -137,7 +181,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in options.tables:
             table = get_table(name)
             report = report_command(table, options) if options.report else None
-            status = max(status, run_table(table, options, report))
+            if options.max_seeds and not options.dry_run:
+                status = max(status, seeds_auto(table, options, argv, report))
+            else:
+                status = max(status, run_table(table, options, report))
         return status
     except (ValueError, FileNotFoundError) as exc:
         print(f'run_all.sh: error: {exc}', file=sys.stderr)

@@ -24,17 +24,29 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run by path
 
 from ablations import TABLES  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
+from ablations.reduction import split_profile  # noqa: E402
 from runs import console  # noqa: E402
 from runs.commands.table_status import status  # noqa: E402
 from runs.options import DEFAULT_WORK_DIR, split_csv  # noqa: E402
 
 
+def _profile(value: str) -> str:
+    try:
+        if split_profile(value)[0] in PROFILES:
+            return value
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    raise argparse.ArgumentTypeError(f'{value!r} is not a profile; valid: {", ".join(PROFILES)}')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='run_all.sh status',
                                      description='Where each run of a table is.')
-    parser.add_argument('table', help='one of: ' + ', '.join(TABLES))
+    parser.add_argument('table', help='one of: ' + ', '.join(TABLES) + '; or a table file of '
+                        'your own (the path the table command was given)')
     parser.add_argument('--work-dir', default=str(DEFAULT_WORK_DIR))
-    parser.add_argument('--profile', choices=PROFILES, help='only this profile')
+    parser.add_argument('--profile', type=_profile, help=f'only this profile: '
+                        f'{", ".join(PROFILES)}, or a reduced full profile such as full@0.1+in100')
     parser.add_argument('--rows', help='only these rows (comma-separated slugs), as the table '
                                        'command takes them')
     parser.add_argument('--tasks', help='only these tasks (comma-separated)')

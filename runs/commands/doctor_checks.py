@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ablations import TASKS, get_table
+from ablations.table_files import table_reference
 from ablations.compose import DATA_LAYOUT, DEFAULT_SMOKE_DATA, check_data_root
 from engine.process_group import BASE_PORT
 from runs import console
@@ -324,7 +325,7 @@ def check_disk(planned: list[Run], data_root: Path, work_dir: Path) -> Check:
             except Exception as err:  # noqa: BLE001
                 return fail('disk', f'{run.name}: its config or model does not build '
                             f'({_first_line(err)})', 'see ./run_all.sh '
-                            f'{run.key.table} --dry-run')
+                            f'{table_reference(run.key.table)} --dry-run')
         footprints.append(cache[key])
     need = table_footprint(footprints)
     probe = _free_probe(work_dir)

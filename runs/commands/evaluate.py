@@ -36,6 +36,7 @@ import torch
 
 from ablations import METRICS, AblationTable, get_table
 from ablations.compose import DEFAULT_SMOKE_DATA, build_row_config
+from ablations.table_files import dump_config, table_file_record
 from backbones import MODEL_TYPES as FAMILY_NAMES
 from backbones.build import build_model_from_config
 from backbones.convert import (
@@ -229,8 +230,9 @@ def evaluate(table: AblationTable, row: str, task: str, checkpoint: Path, weight
                                          options.work_dir, unfinished or None, None, None)
         add_trackers(cfg, run_dir, key, tracker_runs)
         config_path = run_dir / 'config.py'
-        cfg.dump(str(config_path))
+        dump_config(cfg, config_path)
         write_record(run_dir, kind='eval', status='running', table=table.name, row=row,
+                     table_file=table_file_record(table),
                      task=task, profile=options.profile, checkpoint=str(checkpoint),
                      checkpoint_sha256=sha256, converted_from=weights.converted_from,
                      weights_key=weights.weights_key, **settings, config=str(config_path),

@@ -5,9 +5,9 @@ The engine of ``./run_all.sh plan`` (command line: ``tools/plan.py``).
 
 For each (row, task) of the table:
 
-1. build the run's full config (``ablations.compose``, profile 'full'), pointed at generated data of
-   the real image sizes in the real formats (``runs.datasets.pilot_datasets``), so the whole training
-   pipeline runs as on the real data;
+1. build the run's full config (``ablations.compose``, profile 'full'), pointed at generated data
+   of the real image sizes in the real formats (``runs.datasets.pilot_datasets``), so the whole
+   training pipeline runs as on the real data;
 2. train it with the real mmengine Runner for ``--iters`` iterations, in a process of its own
    (peak memory is per process): no validation, no checkpoints; loop, batch, pipeline, model,
    optimizer, AMP and hooks as the full config has them (on CPU, float32: mmengine's
@@ -15,8 +15,12 @@ For each (row, task) of the table:
 3. measure the time per iteration and the data time (mmengine's IterTimerHook, first iteration
    excluded) and the peak memory (GPU: torch.cuda.max_memory_allocated; CPU: the process's peak
    RSS, data loading in-process);
-4. extrapolate: the run's iterations from its schedule (epochs x iterations per epoch over the
-   real training set, or max_iters) x the measured seconds per iteration.
+4. estimate: on a GPU, the run's iterations from its schedule (epochs x iterations per epoch
+   over the real training set, or max_iters) x the measured seconds per iteration. On a CPU,
+   whose s/iter says nothing about a GPU's, the pilot still checks the pipeline and measures
+   memory, and the estimate is anchored on the official runs' measured throughput
+   (:func:`choose_anchor`, :func:`anchored_estimate`): images per GPU-second of the official run
+   of the same recipe, or of the same task nearest in FLOPs, scaled by the FLOPs ratio.
 
 Assumptions, also written into plan.json and plan.md:
 
@@ -54,6 +58,7 @@ from typing import Any, Optional, Sequence, Union
 
 from ablations import AblationTable
 from ablations.compose import build_row_config
+from ablations.table_files import table_reference
 from runs.datasets.pilot_datasets import make_pilot_data
 from runs.executors.launch import python_env
 from runs.logs.official_runs import anchor_text, official_anchor
@@ -64,6 +69,7 @@ PILOT_WORK_DIR = REPO / 'work_dirs' / 'plan'
 PLAN_JSON = 'plan.json'
 PLAN_MD = 'plan.md'
 DEFAULT_GPUS = (8, )
+PLAN_PROFILE = 'full'   # what a plan estimates: the full-profile runs, never the smoke ones
 DEFAULT_ITERS = dict(cuda=10, cpu=2)
 CPU_GPU_MEM_GIB = 80.0   # the memory to check against when the pilot runs on CPU (an A100/H100)
 GIB = 1024 ** 3
@@ -89,6 +95,13 @@ ASSUMPTIONS = (
     'iteration-based schedules run max_iters whatever G.',
     'One seed per run. "In parallel": every run on its own G GPUs, det/seg after their row\'s cls '
     '(they start from its checkpoint).',
+    'Without a GPU the pilot checks the pipeline and measures memory, and the hours are anchored '
+    'on an official run, on its hardware: its images per GPU-second (per-GPU batch / the median '
+    's/iter of its log) over the FLOPs ratio, the run\'s forward FLOPs per image over the '
+    'official run\'s (backbones/model_complexity at each one\'s training input size), times '
+    '1 + (MESA\'s share of the schedule) / 3 where MESA adds a forward of the EMA model to the '
+    'forward and backward (about 3 forwards). GPU-hours = '
+    'images trained (epochs x training set, or optimizer steps x global batch) / that rate.',
 )
 
 
@@ -114,16 +127,27 @@ def total_iters(schedule: dict, gpus: int) -> int:
     return schedule['max_iters']
 
 
+def on_gpu(entry: dict) -> bool:
+    """Whether a pilot ran on a GPU (plans written before the ``cuda`` key: by its device)."""
+    return entry.get('cuda', not str(entry.get('device', '')).startswith('CPU'))
+
+
 def estimate_at(entry: dict, gpus: int) -> Optional[dict]:
     """Total iterations, wall hours and GPU-hours of a piloted run at ``gpus`` GPUs (None when the
-    pilot did not measure it)."""
+    pilot did not measure it). ``basis``: 'pilot' (the GPU pilot's s/iter x iterations),
+    'anchor' (a CPU pilot: the official run's throughput, see anchored_estimate) or 'cpu'
+    (a CPU pilot without an anchor: this CPU's s/iter, an upper bound at best)."""
     # The schedule at that GPU count (an iteration-based one grows with gradient accumulation).
     schedule = (entry.get('schedules') or {}).get(str(gpus)) or entry.get('schedule')
     if entry.get('s_per_iter') is None or schedule is None:
         return None
     iters = total_iters(schedule, gpus)
+    if not on_gpu(entry) and entry.get('anchor'):
+        est = anchored_estimate(entry['anchor'], gpus, images=images_of(schedule, gpus))
+        return dict(est, total_iters=iters)
     wall = iters * entry['s_per_iter'] / 3600
-    return dict(gpus=gpus, total_iters=iters, wall_hours=wall, gpu_hours=wall * gpus)
+    return dict(gpus=gpus, total_iters=iters, wall_hours=wall, gpu_hours=wall * gpus,
+                basis='pilot' if on_gpu(entry) else 'cpu')
 
 
 def table_totals(entries: dict[str, dict], gpus: int) -> dict:
@@ -150,6 +174,174 @@ def table_totals(entries: dict[str, dict], gpus: int) -> dict:
                 runs_not_estimated=missing)
 
 
+# --- the anchor: the official runs' measured throughput ------------------------------------------
+# Without a GPU the pilot's s/iter says nothing about a GPU's. The estimate is then anchored on an
+# official run's images per GPU-second, scaled by training FLOPs per image.
+
+ANCHOR_FLOPS_CACHE = 'anchor_flops.json'
+# Training compute of one image: forward plus backward, the backward about twice the forward.
+FORWARDS_PER_STEP = 3.0
+
+
+def train_input_shape(cfg) -> tuple[int, int]:
+    """(H, W) of a training image as the pipeline makes it: the crop of a segmentation
+    pipeline, the crop of a classification one, the largest resize of a detection one (mmdet's
+    scale is (long, short) = (W, H))."""
+    dataset = cfg.train_dataloader.dataset
+    pipeline = dataset.get('pipeline') or (dataset.get('dataset') or {}).get('pipeline') or []
+    for step in reversed(pipeline):
+        if step.get('crop_size'):
+            h, w = step['crop_size'][:2]
+            return int(h), int(w)
+        scale = step.get('scale')
+        if isinstance(scale, int):
+            return scale, scale
+        if 'ResizedCrop' in step['type'] and scale:
+            return int(scale[0]), int(scale[-1])
+    for step in reversed(pipeline):
+        scale = step.get('scale')
+        if scale and step['type'] in ('Resize', 'RandomResize', 'RandomChoiceResize'):
+            w, h = (scale[0], scale[1]) if isinstance(scale[0], int) else scale[0]
+            return int(h), int(w)
+    raise ValueError(f'no training image size found in the pipeline of {cfg.filename}')
+
+
+def model_kind(cfg, task: str) -> str:
+    """What a throughput anchor must share with the run: the classifier for ImageNet, the
+    detector for COCO, the decode head for ADE20K."""
+    if task == 'cls':
+        return 'classifier'
+    if task == 'seg':
+        return cfg.model.decode_head.type
+    return cfg.model.type
+
+
+def training_multiplier(cfg) -> float:
+    """Training FLOPs per image over FORWARDS_PER_STEP forwards: MESA adds the EMA model's
+    forward once it starts (after ``start_ratio`` of the schedule)."""
+    mesa = cfg.model.get('mesa') or {}
+    if mesa.get('weight', 0) > 0:
+        return 1 + (1 - mesa.get('start_ratio', 0.0)) / FORWARDS_PER_STEP
+    return 1.0
+
+
+def count_flops(model, shape: Sequence[int]) -> int:
+    """Forward MACs of one image (the papers' "FLOPs"; backbones.model_complexity's count)."""
+    from backbones.model_complexity import measure_complexity
+    model = getattr(model, 'module', model)
+    return int(measure_complexity(model, tuple(shape))['flops'])
+
+
+def official_throughput(ref_id: str) -> Optional[dict]:
+    """An official training run's images per GPU-second (per-GPU batch / median s/iter, its
+    validation excluded) and the hardware its log names; None without both numbers."""
+    from ablations.reference_catalog import load_reference
+    meta = load_reference(ref_id).meta
+    if not meta.get('s_per_iter') or not meta.get('per_gpu_batch'):
+        return None
+    return dict(id=ref_id, img_per_gpu_s=meta['per_gpu_batch'] / meta['s_per_iter'],
+                s_per_iter=meta['s_per_iter'], per_gpu_batch=meta['per_gpu_batch'],
+                gpus=meta.get('gpus'), gpu_model=meta.get('gpu_model'))
+
+
+def anchor_candidates(base_config: str, task: str) -> list[tuple[str, str]]:
+    """(reference id, its config) the run may be anchored on: the official run of its own recipe
+    where one is published, else every official training run of the task."""
+    from ablations.reference_catalog import CONFIG_REFERENCES, SOURCES
+    own = CONFIG_REFERENCES.get(base_config)
+    if own and SOURCES[own].kind == 'train':
+        return [(own, base_config)]
+    return [(ref_id, config) for config, ref_id in CONFIG_REFERENCES.items()
+            if SOURCES[ref_id].task == task and SOURCES[ref_id].kind == 'train']
+
+
+def _config_flops(config: str, task: str, cache_path: Optional[Path]) -> dict:
+    """FLOPs per image, shape, kind and training multiplier of an official config's model,
+    cached by the config file's content (building and counting a detector takes a minute)."""
+    import hashlib
+
+    from mmengine.config import Config
+
+    from backbones.build import build_model_from_config
+    path = REPO / config
+    key = f'{config}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}'
+    cache = {}
+    if cache_path is not None and cache_path.exists():
+        cache = json.loads(cache_path.read_text())
+    if key not in cache:
+        cfg = Config.fromfile(str(path))
+        shape = train_input_shape(cfg)
+        cache[key] = dict(flops=count_flops(build_model_from_config(cfg), shape),
+                          shape=list(shape), kind=model_kind(cfg, task),
+                          multiplier=training_multiplier(cfg))
+        if cache_path is not None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            cache_path.write_text(json.dumps(cache, indent=1) + '\n')
+    return cache[key]
+
+
+def choose_anchor(base_config: str, task: str, flops: int, kind: str, multiplier: float = 1.0,
+                  cache_path: Optional[Path] = None) -> Optional[dict]:
+    """The official run a run's GPU time is anchored on, and its throughput scaled to the run.
+
+    The run's own recipe's official run where there is one; else, among the task's official
+    training runs of the same kind (classifier, detector, decode head; any kind if none),
+    the one nearest in FLOPs per image, so the scaling is the smallest. ``flops``: the run's
+    forward FLOPs per image; ``multiplier``: its training_multiplier."""
+    found = []
+    for ref_id, config in anchor_candidates(base_config, task):
+        throughput = official_throughput(ref_id)
+        if throughput is not None:
+            found.append(dict(throughput, config=config,
+                              **_config_flops(config, task, cache_path)))
+    if not found:
+        return None
+    own = len(found) == 1 and found[0]['config'] == base_config
+    alike = [a for a in found if a['kind'] == kind]
+    same_kind = bool(alike)
+    alike = alike or found
+    best = min(alike, key=lambda a: abs(math.log(flops * multiplier
+                                                 / (a['flops'] * a['multiplier']))))
+    ratio = flops * multiplier / (best['flops'] * best['multiplier'])
+    return dict(best, ours_flops=flops, ours_multiplier=multiplier, ratio=ratio,
+                rate=best['img_per_gpu_s'] / ratio,
+                chosen_by='the official run of its own recipe' if own else
+                f'the nearest in FLOPs of {len(alike)} official {task} runs'
+                + (f' with a {kind}' if same_kind and task != 'cls' else ''))
+
+
+def anchored_estimate(anchor: dict, gpus: int, images: Optional[int] = None,
+                      iterations: Optional[int] = None,
+                      global_batch: Optional[int] = None) -> dict:
+    """GPU-hours and wall hours at ``gpus`` GPUs of a run training ``images`` images (or
+    ``iterations`` optimizer steps of ``global_batch`` images) at the anchor's scaled rate,
+    the run's images per GPU-second. A shorter schedule or a subset passes fewer images."""
+    if images is None:
+        if iterations is None or global_batch is None:
+            raise ValueError('give images, or iterations and global_batch')
+        images = iterations * global_batch
+    if images < 1 or gpus < 1:
+        raise ValueError(f'images ({images}) and gpus ({gpus}) must be positive')
+    gpu_hours = images / anchor['rate'] / 3600
+    return dict(gpus=gpus, images=images, gpu_hours=gpu_hours, wall_hours=gpu_hours / gpus,
+                basis='anchor')
+
+
+def anchor_line(anchor: dict) -> str:
+    """'estimate: anchored on <official run> at N img/GPU-s on <hw>, scaled by FLOPs ratio x'."""
+    hardware = (f'{anchor["gpus"]} x {anchor["gpu_model"]}' if anchor.get('gpu_model') else
+                f'{anchor["gpus"]} GPUs (model not named in its log)')
+    mesa = (f', x{anchor["ours_multiplier"]:.2f} for MESA\'s extra forward'
+            if anchor['ours_multiplier'] != 1 else '')
+    ours = anchor.get('ours_shape')
+    return (f'estimate: anchored on {anchor["id"]} at {anchor["img_per_gpu_s"]:,.1f} img/GPU-s '
+            f'on {hardware}, scaled by FLOPs ratio {anchor["ratio"]:.2f} (ours '
+            f'{anchor["ours_flops"] / 1e9:.2f} GFLOPs/image'
+            + (f' at {ours[0]}x{ours[1]}' if ours else '') + f'{mesa}; its '
+            f'{anchor["flops"] / 1e9:.2f} at {anchor["shape"][0]}x{anchor["shape"][1]}): '
+            f'{anchor["rate"]:,.1f} img/GPU-s; {anchor["chosen_by"]}')
+
+
 # --- the config and its schedule -----------------------------------------------------------------
 
 def full_config(table: str, row: str, task: str, data_root: Path, work_dir: Path, gpus: int,
@@ -165,17 +357,31 @@ def full_config(table: str, row: str, task: str, data_root: Path, work_dir: Path
     return cfg
 
 
-def schedule_of(cfg, task: str) -> dict:
-    """The schedule record total_iters() reads: epochs over the real training set, or max_iters."""
+def schedule_of(cfg, task: str, train_set_size: Optional[int] = None) -> dict:
+    """The schedule record total_iters() reads: epochs over the real training set (or
+    ``train_set_size`` images), or max_iters with the global batch of an optimizer step."""
     train_cfg = cfg.train_cfg
     loop = train_cfg.get('type', '')
     by_epoch = train_cfg.get('by_epoch', 'EpochBased' in loop)
     batch = cfg.train_dataloader.batch_size
     if by_epoch:
         return dict(by_epoch=True, epochs=int(train_cfg.max_epochs), batch_per_gpu=batch,
-                    train_set_size=TRAIN_SET_SIZES[task],
+                    train_set_size=train_set_size or TRAIN_SET_SIZES[task],
                     drop_last=bool(cfg.train_dataloader.get('drop_last', False)))
-    return dict(by_epoch=False, max_iters=int(train_cfg.max_iters), batch_per_gpu=batch)
+    accumulation = int(cfg.optim_wrapper.get('accumulative_counts', 1))
+    fidelity = cfg.get('fidelity') or {}
+    return dict(by_epoch=False, max_iters=int(train_cfg.max_iters), batch_per_gpu=batch,
+                accumulation=accumulation, global_batch=fidelity.get('effective_batch'))
+
+
+def images_of(schedule: dict, gpus: int) -> int:
+    """The images a run trains on: epochs x training set, or optimizer steps x global batch
+    (``gpus`` is only needed by a record without its global batch)."""
+    if schedule['by_epoch']:
+        return schedule['epochs'] * schedule['train_set_size']
+    steps = schedule['max_iters'] // schedule.get('accumulation', 1)
+    return steps * (schedule.get('global_batch') or schedule['batch_per_gpu'] * gpus
+                    * schedule.get('accumulation', 1))
 
 
 def pilot_config(cfg, iters: int, num_workers: int, cuda: bool = True):
@@ -222,7 +428,7 @@ def _pilot(table: str, row: str, task: str, data_root: Path, work_dir: Path, ite
     from backbones.ops.mamba_shim import has_cuda_kernels
 
     cuda = torch.cuda.is_available()
-    result: dict[str, Any] = dict(status='failed', device=_device_name())
+    result: dict[str, Any] = dict(status='failed', device=_device_name(), cuda=cuda)
     if not cuda:
         result['cpu_mem_cap_gib'] = _cap_cpu_memory()
     try:
@@ -272,12 +478,34 @@ def _pilot(table: str, row: str, task: str, data_root: Path, work_dir: Path, ite
             result.update(peak_mem_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                           * 1024 / GIB, mem_kind='peak RSS')
         return_code = 0
+        # After the memory was read: counting FLOPs runs forwards of its own.
+        result.update(_anchor_of(cfg, runner.model, table, task, work_dir))
     except Exception as exc:  # reported with the run; the plan goes on with the others
         traceback.print_exc()
         result['error'] = _one_line(exc)
         return_code = 1
     result_path.write_text(json.dumps(result, indent=2) + '\n')
     return return_code
+
+
+def _anchor_of(cfg, model, table: str, task: str, work_dir: Path) -> dict:
+    """The run's FLOPs per image and its throughput anchor (``anchor``), or why there is none
+    (``anchor_error``); the official configs' counts are cached beside the pilots (work_dir is
+    <work root>/<table>/<row>/<task>)."""
+    from ablations import get_table
+    try:
+        shape = train_input_shape(cfg)
+        flops = count_flops(model, shape)
+        anchor = choose_anchor(get_table(table).base_configs[task], task, flops,
+                               model_kind(cfg, task), training_multiplier(cfg),
+                               work_dir.parents[2] / ANCHOR_FLOPS_CACHE)
+    except Exception as exc:  # the pilot's measurements stand; the estimate falls back
+        traceback.print_exc()
+        return dict(anchor=None, anchor_error=_one_line(exc))
+    if anchor is None:
+        return dict(anchor=None, flops=flops, anchor_error=f'no official {task} training run '
+                    'with a measured s/iter')
+    return dict(anchor=dict(anchor, ours_shape=list(shape)), flops=flops)
 
 
 def _meminfo_kib(path: str, key: str) -> int:
@@ -330,8 +558,9 @@ def run_pilot(table: str, row: str, task: str, data_root: Path, iters: int, gpus
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     log, result_path = work_dir / 'pilot.log', work_dir / 'pilot.json'
-    command = [sys.executable, '-m', 'runs.commands.planner', table, row, task, str(data_root),
-               str(work_dir), str(iters), str(gpus), str(result_path),
+    # (a table of your own is found again by its file's path in the child)
+    command = [sys.executable, '-m', 'runs.commands.planner', table_reference(table), row, task,
+               str(data_root), str(work_dir), str(iters), str(gpus), str(result_path),
                json.dumps(cfg_options or {})]
     start = time.monotonic()
     with open(log, 'w') as out:
@@ -384,10 +613,12 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
         if entry['status'] == 'ok':
             print(f'  {entry["s_per_iter"]:.3f} s/iter (data {entry["data_s_per_iter"]:.3f}), '
                   f'peak {entry["peak_mem_gib"]:.2f} GiB', flush=True)
+            print(f'  {basis_text(entry)}', flush=True)
         else:
             print(f'  FAILED: {entry["error"]} (log: {entry["log"]})', flush=True)
     plan = dict(
-        table=table.name, created=dt.datetime.now().isoformat(timespec='seconds'),
+        table=table.name, profile=PLAN_PROFILE,
+        created=dt.datetime.now().isoformat(timespec='seconds'),
         host=socket.gethostname(), commit=git_commit(), device=device,
         device_mem_gib=device_mem, gpu_mem_gib=gpu_mem, iters=iters, gpus=list(gpus),
         data_dir=str(data_dir), cfg_options=cfg_options or {},
@@ -432,8 +663,8 @@ def render_markdown(plan: dict) -> str:
              '',
              '| run | device | AMP | scan backend | s/iter | data s/iter | peak mem (GiB) | '
              + ' | '.join(f'iters @{g} GPUs | GPU-h @{g}' for g in gpus)
-             + ' | official run: s/iter, GPUs, hours | flags |',
-             '|' + '---|' * (7 + 2 * len(gpus) + 2)]
+             + ' | estimate basis | official run: s/iter, GPUs, hours | flags |',
+             '|' + '---|' * (7 + 2 * len(gpus) + 3)]
     for name, entry in plan['runs'].items():
         ok = entry['status'] == 'ok'
         cells = [name, entry.get('device', '-')]
@@ -449,6 +680,7 @@ def render_markdown(plan: dict) -> str:
                 cells += [f'{est["total_iters"]:,}', _hours(est['gpu_hours'])]
         else:
             cells += ['-'] * (5 + 2 * len(gpus))
+        cells.append(basis_text(entry) if ok else '-')
         cells.append(anchor_text(entry.get('official')))
         flags = list(entry['flags'])
         if not ok:
@@ -464,12 +696,14 @@ def render_markdown(plan: dict) -> str:
                      f'{t["runs_not_estimated"]} |')
     if any(e.get('official') for e in plan['runs'].values()):
         lines += ['', 'Official run: what the official repository\'s published training log of '
-                  'the same recipe measured (`ablations/reference_catalog.py`): its median s/iter, its '
-                  'GPUs and its wall hours, validation included. A real anchor for our '
-                  'estimate: GPU-hours = hours x GPUs on that hardware.']
+                  'the same recipe measured (`ablations/reference_catalog.py`): its median '
+                  's/iter, its GPUs and its wall hours, validation included: GPU-hours = hours x '
+                  'GPUs on that hardware.']
     if plan['device_mem_gib'] is None:
-        lines += ['', 'Measured on a CPU: the "GPU-hours" are this CPU\'s hours per device (an '
-                  'upper bound at best); run the plan on a GPU machine for the real estimate.']
+        lines += ['', 'Piloted on a CPU: the pilot checks each run\'s pipeline and measures its '
+                  'memory; its s/iter is this CPU\'s, not a GPU\'s. The GPU-hours are estimates '
+                  'anchored on the official runs\' measured throughput (the basis column); run '
+                  'the plan on a GPU machine to measure them.']
     lines += ['', 'Assumptions:', ''] + [f'- {a}' for a in plan['assumptions']]
     fidelity = {n: e['fidelity'] for n, e in plan['runs'].items() if e.get('fidelity')}
     if fidelity:
@@ -477,8 +711,11 @@ def render_markdown(plan: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None) -> dict[str, dict]:
-    """A written plan's runs, ``'<row>/<task>' -> entry``; {} when the table has no plan.
+def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None,
+              profile: str = PLAN_PROFILE) -> dict[str, dict]:
+    """A written plan's runs, ``'<row>/<task>' -> entry``; {} when the table has no plan, or
+    when its runs are not of ``profile`` (a plan estimates the full-profile runs: a smoke run of
+    the same row is another run).
 
     An entry has ``status`` ('ok' or 'failed'), ``device``, ``amp``, ``scan_backend``,
     ``s_per_iter``, ``data_s_per_iter``, ``peak_mem_gib``, ``flags``, ``error``, ``log``,
@@ -487,13 +724,42 @@ def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None) -> dic
     """
     path = Path(reports_dir or REPO / 'reports') / table / PLAN_JSON
     try:
-        return json.loads(path.read_text())['runs']
-    except (OSError, ValueError, KeyError, TypeError):  # no plan, or not one we can read
+        plan = json.loads(path.read_text())
+        return plan['runs'] if plan.get('profile', PLAN_PROFILE) == profile else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none we can read
         return {}
 
 
+def basis_text(entry: dict) -> str:
+    """What a run's estimate rests on, in one line."""
+    if on_gpu(entry):
+        return f'pilot: {entry["s_per_iter"]:.3f} s/iter measured on {entry["device"]}'
+    if entry.get('anchor'):
+        return anchor_line(entry['anchor'])
+    return (f'CPU pilot extrapolated, an upper bound at best (no anchor: '
+            f'{entry.get("anchor_error", "not measured")})')
+
+
+def plan_line(entry: Optional[dict], gpus: int) -> Optional[str]:
+    """The dry run's line for a run the plan measured, at ``gpus`` GPUs (None: no entry)."""
+    if not entry:
+        return None
+    if entry.get('status') != 'ok':
+        return f'plan: the pilot FAILED: {entry.get("error")} (log: {entry.get("log")})'
+    est = estimate_at(entry, gpus)
+    flags = f' ({"; ".join(entry["flags"])})' if entry.get('flags') else ''
+    hours = (f'{est["total_iters"]:,} iters: {est["wall_hours"]:,.1f} h, '
+             f'{est["gpu_hours"]:,.0f} GPU-hours on {gpus} GPUs')
+    if est['basis'] == 'pilot':
+        return (f'plan: {entry["s_per_iter"]:.3f} s/iter on {entry["device"]}, peak '
+                f'{entry["peak_mem_gib"]:.1f} GiB, {hours}{flags}')
+    return (f'plan: {hours}; {basis_text(entry)}; CPU pilot: pipeline ran, peak '
+            f'{entry["peak_mem_gib"]:.1f} GiB ({entry.get("mem_kind", "peak RSS")}){flags}')
+
+
 def _pilot_main(argv: Sequence[str]) -> int:
-    """The child process of :func:`run_pilot`: ``python -m runs.commands.planner TABLE ROW TASK ...``."""
+    """The child process of :func:`run_pilot`:
+    ``python -m runs.commands.planner TABLE ROW TASK ...``."""
     table, row, task, data_root, work_dir, iters, gpus, result, options = argv
     return _pilot(table, row, task, Path(data_root), Path(work_dir), int(iters), int(gpus),
                   Path(result), json.loads(options))

@@ -10,13 +10,16 @@ ended (:data:`ENDED`).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ablations import get_table
+from ablations.reduction import base_profile
 from ablations.reference_catalog import ROW_REFERENCES, load_reference
+from ablations.table_files import table_reference
 from runs import rundir
 from runs.executors.process_layout import ProcessLayout
 from runs.executors.slurm import slurm_queue
@@ -185,17 +188,34 @@ def listing(table, work_dir: Path, states: list[tuple[RunKey, str, str, dict]]) 
               f'{f"{100 * done:.0f}%" if done is not None else "-":>8}  {_duration(elapsed):>8}  '
               f'{_duration(eta):>8}  {key.name}{processes(record)}'
               f'{f"  ({note})" if note else ""}')
-        if state == 'running' and key.profile == 'full':
+        if state == 'running' and base_profile(key.profile) == 'full':
             line = tracking(table, key, run_dir, record)
             if line:
                 print(f'{"":<12} {"":>8}  tracking: {line}')
     summary = ', '.join(f'{counts[s]} {s}' for s in rundir.STATES if s in counts)
     total = sum(counts.values())
     print(f'{table.name}: {total} run(s): {summary}', flush=True)
+    for profile in sorted({key.profile for key, *_ in states}):
+        seed_rounds(table, work_dir, profile)
     if counts.get('stale'):
         print('stale: finished under a config the table no longer generates; rerun with '
-              f'./run_all.sh {table.name} --rerun-stale (old results are kept)', flush=True)
+              f'./run_all.sh {table_reference(table)} --rerun-stale (old results are kept)',
+              flush=True)
     return 0 if counts.get('finished', 0) == total else 1
+
+
+def seed_rounds(table, work_dir: Path, profile: str) -> None:
+    """Where --seeds auto left each claim (the file its last decision wrote)."""
+    path = rundir.table_root(work_dir, table.name) / profile / rundir.SEED_ROUNDS
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    print(f'--seeds auto ({profile}, at most {state["max_seeds"]} seeds): round '
+          f'{state["round"]}', flush=True)
+    for pair in state['pairs']:
+        print(f'  {pair["claim"]} [{pair["metric"]}]: {pair["decision"]} '
+              f'({pair["seeds"]} seeds/row)', flush=True)
 
 
 def wait(table, keys: Sequence[RunKey], work_dir: Path, poll: float,
@@ -219,8 +239,9 @@ def wait(table, keys: Sequence[RunKey], work_dir: Path, poll: float,
                 pending = [key.name for key, state, _, _ in states if state == 'pending']
                 if pending:
                     print(f'--wait: {len(pending)} selected run(s) were never queued (pending), '
-                          f'e.g. {pending[0]}: queue them with ./run_all.sh {table.name} ..., or '
-                          f'select only the queued runs (--rows, --tasks, --seeds)', flush=True)
+                          f'e.g. {pending[0]}: queue them with ./run_all.sh '
+                          f'{table_reference(table)} ..., or select only the queued runs '
+                          '(--rows, --tasks, --seeds)', flush=True)
                     return None
                 first = False
             for key, state, note, _ in states:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ablations.reduction import base_profile
 from engine.process_group import BASE_PORT
 from runs import rundir
 from runs.executors.devices import slurm_has_gpus
@@ -63,7 +64,7 @@ def sbatch_directives(name: str, layout: ProcessLayout, profile: str,
                       options: SlurmOptions) -> list[str]:
     """The ``#SBATCH`` lines of a job shaped like ``layout`` (after its name and output)."""
     # smoke: a CPU pipeline check, one core per process; full: the cores asked for per GPU.
-    cpus = options.cpus_per_gpu if profile == 'full' else 1
+    cpus = options.cpus_per_gpu if base_profile(profile) == 'full' else 1
     lines = [f'#SBATCH --job-name={name}']
     if layout.world_size == 1 and layout.device == 'cpu':
         lines += ['#SBATCH --ntasks=1', f'#SBATCH --cpus-per-task={cpus}']
@@ -123,7 +124,7 @@ class SlurmExecutor:
             if partition_has_gpus is None else partition_has_gpus
 
     def device(self, profile: str) -> str:
-        return 'gpu' if profile == 'full' and self.partition_has_gpus else 'cpu'
+        return 'gpu' if base_profile(profile) == 'full' and self.partition_has_gpus else 'cpu'
 
     def layout(self, gpus: int, profile: str) -> ProcessLayout:
         return process_layout(gpus, 'slurm', self.device(profile), self.options.gpus_per_node)

@@ -16,6 +16,7 @@ from .paths import (
                     HANDOVER,
                     RECORD,
                     SEED_DIR,
+                    SEED_ROUNDS,
                     TIMESTAMP,
                     PathLike,
                     RunKey,
@@ -29,7 +30,7 @@ from .states import KINDS, RECORDED, STATES, recorded_state, run_state
 
 __all__ = ['FAILURE_NOTE', 'LOCK', 'RunLock', 'lock_holder', 'PATH_KEYS', 'config_hash',
            'run_config', 'stale_reason', 'CONFIG', 'CONSOLE', 'EVAL_DIR', 'HANDOVER', 'RECORD',
-           'SEED_DIR', 'TIMESTAMP', 'PathLike', 'RunKey', 'cls_run_dir', 'handover_checkpoint',
-           'iter_run_dirs', 'table_root', 'RecordError', 'now', 'read_record',
-           'readable_record', 'write_record', 'KINDS', 'RECORDED', 'STATES', 'recorded_state',
-           'run_state']
+           'SEED_DIR', 'SEED_ROUNDS', 'TIMESTAMP', 'PathLike', 'RunKey', 'cls_run_dir',
+           'handover_checkpoint', 'iter_run_dirs', 'table_root', 'RecordError', 'now',
+           'read_record', 'readable_record', 'write_record', 'KINDS', 'RECORDED', 'STATES',
+           'recorded_state', 'run_state']

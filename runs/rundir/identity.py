@@ -64,12 +64,16 @@ def stale_reason(key: RunKey, run_dir: Path, record: dict) -> Optional[str]:
     if not recorded:
         return 'its record has no config hash (made before runs were hashed)'
     try:
-        _, today = run_config(key, data_root=None, work_dir=None, gpus=int(record.get('gpus') or 1),
-                              pretrained=Path(record['pretrained']) if record.get('pretrained')
-                              else None, upstream=record.get('upstream_hash'))
+        cfg, today = run_config(key, data_root=None, work_dir=None,
+                                gpus=int(record.get('gpus') or 1),
+                                pretrained=Path(record['pretrained']) if record.get('pretrained')
+                                else None, upstream=record.get('upstream_hash'))
     except Exception as err:  # the row or its config no longer builds
         return f'its config no longer builds ({err})'
     if today != recorded:
+        ran_with = record.get('table_file') or {}  # a table of your own: its file's sha256
+        if ran_with.get('sha256') not in (None, cfg.ablation.get('table_file', {}).get('sha256')):
+            return f'its table file {ran_with.get("path")} changed since it ran'
         return 'its config changed since it ran'
     if record.get('upstream_hash') and key.task != 'cls':
         cls_dir = cls_run_dir(run_dir)

@@ -15,6 +15,8 @@ CONFIG = 'config.py'
 CONSOLE = 'console.log'
 # A link to the checkpoint a finished run hands on (det/seg start from their row's cls run).
 HANDOVER = 'final.pth'
+# Beside a profile's runs (<work_dir>/<table>/<profile>/): where --seeds auto left each claim.
+SEED_ROUNDS = 'seed_rounds.json'
 
 SEED_DIR = re.compile(r'seed(\d+)')
 EVAL_DIR = re.compile(r'eval-([0-9a-f]{6,64})')

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from ablations.table_files import dump_config, table_file_record
 from runs import rundir
 from runs.options import TableOptions
 from runs.provenance import REPO, git_commit
@@ -109,7 +110,8 @@ def prepare(run: Run, options: TableOptions, data_root: Path) -> bool:
                     commit=git_commit(), gpus=run.layout.world_size,
                     launcher=run.layout.launcher, layout=run.layout.as_record(),
                     pretrained=str(pretrained) if pretrained else None, upstream_hash=upstream,
-                    depends_on=str(run.depends_on.dir) if run.depends_on is not None else None)
+                    depends_on=str(run.depends_on.dir) if run.depends_on is not None else None,
+                    table_file=table_file_record(run.key.table))
     config_path = run.dir / rundir.CONFIG
     try:
         cfg, run.config_hash = run_config(run.key, data_root=data_root, work_dir=run.dir,
@@ -126,7 +128,7 @@ def prepare(run: Run, options: TableOptions, data_root: Path) -> bool:
         add_trackers(cfg, run.dir, run.key, tracker_runs)
     except Exception as exc:
         return _failed_before_start(run, identity, 'trackers', 'to open its tracker runs', exc)
-    cfg.dump(str(config_path))
+    dump_config(cfg, config_path)  # a table file's config puts the file's folder on the path
     run.footprint = footprint_of(cfg, run)
     train_cfg = cfg.get('train_cfg', {}) or {}
     by_epoch = bool(train_cfg.get('by_epoch', 'max_epochs' in train_cfg))

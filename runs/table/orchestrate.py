@@ -14,8 +14,9 @@ from typing import Optional, Sequence
 
 from ablations import AblationTable, get_table
 from ablations.compose import DEFAULT_SMOKE_DATA, check_data_root, describe_fidelity
+from ablations.row_check import check_rows
 from runs import console, rundir
-from runs.commands.planner import estimate_at, load_plan
+from runs.commands.planner import load_plan, plan_line
 from runs.datasets.tiny_datasets import make_tiny_datasets
 from runs.executors.base import Executor, executor_for
 from runs.logs.official_runs import anchor_text, official_anchor
@@ -64,18 +65,11 @@ def dry_run(planned: list[Run], options: TableOptions, executor: Executor,
                   f'{" + best" if footprint.get("best") else ""}, '
                   f'{format_bytes(footprint["total_bytes"])} at the end, '
                   f'{format_bytes(footprint["peak_bytes"])} at peak')
-        if run.key.table not in plans:
-            plans[run.key.table] = load_plan(run.key.table, options.report_dir)
-        entry = plans[run.key.table].get(f'{run.key.row}/{run.key.task}')
-        estimate = estimate_at(entry, run.gpus) if entry and entry.get('status') == 'ok' else None
-        if estimate:
-            print(f'    plan: {entry["s_per_iter"]:.3f} s/iter on {entry["device"]}, peak '
-                  f'{entry["peak_mem_gib"]:.1f} GiB, {estimate["total_iters"]:,} iters: '
-                  f'{estimate["wall_hours"]:.1f} h, {estimate["gpu_hours"]:.0f} device-hours on '
-                  f'{run.gpus} GPUs' + (f' ({"; ".join(entry["flags"])})'
-                                          if entry.get('flags') else ''))
-        elif entry:
-            print(f'    plan: the pilot FAILED: {entry.get("error")} (log: {entry.get("log")})')
+        if run.key.table not in plans:  # a plan's runs are full-profile: none for a smoke run
+            plans[run.key.table] = load_plan(run.key.table, options.report_dir, run.key.profile)
+        line = plan_line(plans[run.key.table].get(f'{run.key.row}/{run.key.task}'), run.gpus)
+        if line:
+            print(f'    {line}')
         anchor = official_anchor(get_table(run.key.table).base_configs[run.key.task])
         if anchor:  # what the official run of this recipe measured
             print(f'    official run: {anchor_text(anchor)}')
@@ -97,7 +91,7 @@ def run_table(table: AblationTable, options: TableOptions,
     before anything is written."""
     work_dir = options.work_dir
     planned = plan_runs(table, options.rows, options.tasks, options.seeds, work_dir,
-                        options.profile, dict(options.gpus))
+                        options.run_profile, dict(options.gpus))
     if options.profile == 'full' and not options.data_root and not options.dry_run:
         raise ValueError('the full profile needs --data-root DIR (imagenet/, coco/, ade/ under '
                          'it); see README.md')
@@ -105,6 +99,11 @@ def run_table(table: AblationTable, options: TableOptions,
     executor = executor_for(options.executor, work_dir, options.report_dir)
     for run in planned:
         run.layout = executor.layout(run.gpus, run.key.profile)
+    # Before anything is queued or written (and after the cheap layout check): each selected
+    # row's model built at smoke size and run once, so that a mistyped row fails here in one
+    # line (RowError), not in its training job.
+    with console.quiet_toolkits():
+        check_rows(table, [(run.key.row, run.key.task) for run in planned])
     executor.preflight(planned, options.dry_run)
     if options.dry_run:
         with console.quiet_toolkits():  # its own lines only; the toolkits' notes go to run logs
@@ -126,7 +125,7 @@ def run_table(table: AblationTable, options: TableOptions,
     warn_if_short_of_disk(work_dir, footprints)
     todo = [r for r in planned if r.action == 'run' and r.outcome is None]
     stale = [r for r in planned if r.action == 'stale']
-    print(f'{table.name} ({options.profile}): {len(todo)} to run, '
+    print(f'{table.name} ({options.run_profile}): {len(todo)} to run, '
           f'{sum(r.action == "skip" for r in planned)} finished, {len(stale)} stale, '
           f'{sum(r.action in ("live", "queued") for r in planned)} already running or queued',
           flush=True)
