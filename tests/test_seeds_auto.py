@@ -76,7 +76,7 @@ def test_smoke_seeds_auto_stops_per_claim_and_says_why(tmp_path):
     state = json.loads(rounds_file(work, 'table4', 'smoke').read_text())
     [pair] = state['pairs']
     assert pair['decision'] in (seq.REPRODUCED, seq.CONTRADICTED, seq.FUTILE)
-    trained = sorted(p.parent.name + '/' + p.name
+    trained = sorted(p.parents[1].name + '/' + p.name
                      for p in (work / 'table4' / 'smoke').glob('*/cls/seed*'))
     # seeds 0-1 of both rows, then one seed more per round while the claim is open
     assert trained == sorted(f'{row}/seed{k}' for row in ('causal-noconv2', 'regular-noconv2')
