@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
@@ -79,7 +80,7 @@ def decide_claims(table: AblationTable, work_dir: Path, profile: str, max_seeds:
                 for pair_row in (pair.claim.better, pair.claim.worse)), default=0)
     seeds = min(max_seeds, max(seq.MIN_SEEDS, have + 1))
     # det/seg start from their row's cls run of the same seed: it is part of the round
-    runs = {row: tuple(t for t in table.tasks if t in tasks or (t == 'cls' and tasks))
+    runs = {row: tuple(t for t in table.tasks if t in tasks or t == 'cls')
             for row, tasks in todo.items()}
     return Decision(verdicts, seeds, runs, count)
 
@@ -163,8 +164,8 @@ def run_rounds(table: AblationTable, options: TableOptions,
 
 
 def round_summary(table: AblationTable, decision: Decision, round_: int, max_seeds: int) -> str:
-    counts = pd.Series([v.decision for v in decision.verdicts.values()]).value_counts()
-    done = ', '.join(f'{n} {d}' for d, n in counts.items())
+    counts = Counter(v.decision for v in decision.verdicts.values())
+    done = ', '.join(f'{n} {d}' for d, n in counts.most_common())
     if not decision.runs:
         return f'{table.name}: every claim decided (max {max_seeds} seeds): {done}'
     rows = ', '.join(f'{r} ({"+".join(t)})' for r, t in sorted(decision.runs.items()))

@@ -122,12 +122,13 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
     warnings += complexity_warnings
     marks, notes = footnote_marks(table)
     started = _distinct(kept['started'])
+    reduction = reduction_of(profile)
     context = ReportContext(
         profile=profile, pick=pick, generated=datetime.now().isoformat(timespec='seconds'),
         reporter_commit=git_commit(), data_roots=_distinct(kept['data_root']),
         run_commits=_distinct(kept['commit']),
         started=(started[0], started[-1]) if started else None,
-        reduced_caveats=[reduced_run_caveat(table)] if reduction_of(profile).reduced else [])
+        reduced_caveats=[reduced_run_caveat(table)] if reduction.reduced else [])
     for what, values in (('data roots', context.data_roots), ('commits', context.run_commits)):
         if len(values) > 1:
             warnings.append(f'the reported runs used {len(values)} {what}: {", ".join(values)}')
@@ -137,9 +138,8 @@ def report(table: AblationTable, work_dir: Path, out: Path, pick: str = 'last',
     claims = claim_check(cells, table)
     if profile == 'smoke':
         claims = withhold_verdicts(claims)
-    elif reduction_of(profile).reduced:  # a verdict on reduced runs, never on the paper's runs
-        claims = claims.assign(verdict=[f'{v} at {reduction_of(profile).label}'
-                                        for v in claims['verdict']])
+    elif reduction.reduced:  # a verdict on reduced runs, never on the paper's runs
+        claims = claims.assign(verdict=[f'{v} at {reduction.label}' for v in claims['verdict']])
     markdown = render_markdown(table, layout, notes, pair_agreement(cells, table),
                                claims, context, warnings,
                                recipe_lines=fidelity_section(records, title=None))
