@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ablations import get_table
 from ablations.compose import build_row_config
 from ablations.reduction import Reduction, run_profile, split_profile
 from runs.rundir import RunKey
@@ -193,3 +194,25 @@ def test_bad_reductions_are_one_line_and_exit_2(args, message, capsys, tmp_path)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_reduced_report_says_what_its_cells_are(tmp_path, monkeypatch):
+    """Runs of full@0.1: the report names its cells 'ours @0.1', never calls a gap a
+    reproduction, labels its verdicts with the reduction and gives the official-curve caveat."""
+    from runs.logs.early_ranking import reduced_run_caveat
+    from test_reports import T1, seed_dir, train_line, val_line, write_run_json, write_scalars
+    from tools import report as cli
+    monkeypatch.chdir(tmp_path)
+    for row, values in (('regular-noconv2', [0.80, 0.81]), ('causal-noconv2', [0.70, 0.71])):
+        for seed, value in enumerate(values):
+            d = seed_dir(tmp_path / 'work_dirs', row, 'cls', seed, profile='full@0.1')
+            write_run_json(d)
+            write_scalars(d, T1, [train_line(1), val_line(1, **{'accuracy/top1': value})])
+    assert cli.main(['table4', '--out', 'out', '--no-complexity']) == 0
+    text = (tmp_path / 'out' / 'table4.md').read_text()
+    assert '> **Reduced runs (ours @0.1): not reproductions.**' in text
+    assert '- Cells: ours @0.1 (published, ours - published).' in text
+    line = next(l for l in text.splitlines()
+                if l.startswith('| regular conv1 > causal conv1 | ImageNet top-1'))
+    assert '| reproduced at @0.1 |' in line
+    assert reduced_run_caveat(get_table('table4')) in text.replace('\n', ' ')
