@@ -53,6 +53,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+class TextOnceConfig(Config):
+    """mmengine's Config, whose yapf-formatted text is computed once per content.
+
+    mmengine formats the whole config again for every checkpoint's meta (and the best-checkpoint
+    rule saves twice per epoch); on a CPU that formatting cost more than a smoke run's training.
+    The text is keyed by the config's values, so a config changed in between is formatted anew.
+    """
+
+    @classmethod
+    def of(cls, cfg: Config) -> 'TextOnceConfig':
+        same = cls.__new__(cls)
+        same.__dict__.update(cfg.__dict__)
+        return same
+
+    @property
+    def pretty_text(self) -> str:
+        key = repr(self.to_dict())
+        memo = self.__dict__.get('_pretty_text_memo')
+        if memo is None or memo[0] != key:
+            memo = (key, Config.pretty_text.fget(self))
+            object.__setattr__(self, '_pretty_text_memo', memo)
+        return memo[1]
+
+
 class ConfigKeepingRunner(Runner):
     """mmengine's Runner, except that it never overwrites the config file it was started from.
 
@@ -91,7 +115,8 @@ def hold_run_lock(work_dir: str):
 
 def print_share() -> None:
     """One line in the run's console log (rank 0): the CPU threads and GPUs this training was
-    given (``--jobs N`` splits the cores, or the GPUs, between the runs at once: runs.executors.local)."""
+    given (``--jobs N`` splits the cores, or the GPUs, between the runs at once:
+    runs.executors.local)."""
     if int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))) != 0:
         return
     import torch
@@ -110,7 +135,7 @@ def main(argv=None) -> None:
     (Path(args.work_dir) / FAILURE_NOTE).unlink(missing_ok=True)
     if args.trust_checkpoint:
         trust_checkpoints()
-    cfg = Config.fromfile(args.config)
+    cfg = TextOnceConfig.of(Config.fromfile(args.config))
     cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
