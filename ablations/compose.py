@@ -16,6 +16,7 @@ Nothing here is specific to a row: adding a row is adding data in ablations/.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Optional, Union
 
@@ -81,9 +82,21 @@ def _set_dataset_root(cfg: Config, data_root: str) -> None:
                                         Path(evaluator['ann_file']).name)
 
 
+def load_config(path: Path) -> Config:
+    """``Config.fromfile(path)``, parsed once per file version in a process: a table's commands
+    build the same few base configs over and over, and mmengine reads every metafile of the
+    toolkit for each ``mmdet::`` base it resolves. The caller gets its own copy."""
+    stat = path.stat()
+    return copy.deepcopy(_parsed_config(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_config(path: str, mtime_ns: int, size: int) -> Config:
+    return Config.fromfile(path)
+
+
 def _merge_file(cfg: Config, path: Path) -> None:
-    overlay = Config.fromfile(str(path))
-    cfg.merge_from_dict(overlay.to_dict())
+    cfg.merge_from_dict(load_config(path).to_dict())
 
 
 def smoke_overlays(table: AblationTable, task: str) -> list[Path]:
@@ -122,7 +135,7 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
     if profile not in PROFILES:
         raise ValueError(f'unknown profile {profile!r}; valid: {", ".join(PROFILES)}')
 
-    cfg = Config.fromfile(str(REPO / table.base_configs[task]))
+    cfg = load_config(REPO / table.base_configs[task])
     if profile == 'smoke':
         full_loop = copy.deepcopy(cfg.train_cfg)
         for overlay in smoke_overlays(table, task):

@@ -60,3 +60,19 @@ def test_bad_rows_raise():
         replace(table, rows=(Row('x', 'Bad Slug'),))
     with pytest.raises(ValueError, match=r"published metrics \['miou'\] not in"):
         replace(table, rows=(Row('x', 'x', published=dict(miou=1.0)),))
+
+
+def test_a_config_file_is_parsed_once_per_version_and_each_caller_gets_its_own(tmp_path):
+    """ablations.compose.load_config: the same parse for the same file, a new one after an edit,
+    and a copy per caller (a change to one never reaches the next)."""
+    import os
+
+    from ablations.compose import load_config
+    path = tmp_path / 'base.py'
+    path.write_text("model = dict(type='ImageClassifier', depth=3)\n")
+    first = load_config(path)
+    first.model.depth = 99
+    assert load_config(path).model.depth == 3
+    path.write_text("model = dict(type='ImageClassifier', depth=4)\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))  # a new version
+    assert load_config(path).model.depth == 4
