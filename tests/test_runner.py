@@ -184,12 +184,14 @@ def _dir(work: Path, row: str, task: str = 'cls', profile: str = 'smoke', table=
 
 
 @pytest.mark.slow
-def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, capsys,
-                                                          runner_table):
+def test_smoke_runs_learn_skip_resume_record_failures_and_go_stale(
+        tmp_path, smoke_data, capsys, runner_table, monkeypatch):
     """A real smoke classification run beats chance; running again skips it; an interrupted run
     resumes from its checkpoint; a crashing row is recorded as failed while the others go on
     (two runs at once with --jobs 2), and its det run is blocked; a live training of a run is
-    never started twice."""
+    never started twice. Then the run's identity: a smoke result never stands in for a full
+    run, and a finished run whose row changed is stale: not skipped silently, rerun only when
+    asked, its old result kept."""
     args = ['--work-dir', str(tmp_path), '--tasks', 'cls', '--data-root', str(smoke_data),
             '--no-report']
     # --jobs 2: both runs start before either ends (with one job at a time, the second would
@@ -255,23 +257,14 @@ def test_smoke_runs_learn_skip_resume_and_record_failures(tmp_path, smoke_data, 
     assert rundir.read_record(good)['status'] == 'finished'
     assert list(good.glob('*.pth.unreadable'))
 
-
-@pytest.mark.slow
-def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_table,
-                                        monkeypatch):
-    """A smoke result never stands in for a full run, and a finished run whose row changed is
-    stale: not skipped silently, rerun only when asked, its old result kept."""
-    args = ['--work-dir', str(tmp_path), '--rows', 'conv2-concat', '--tasks', 'cls',
-            '--data-root', str(smoke_data), '--no-report']
-    assert main(['runner_test', *args]) == 0
-    smoke_dir = _dir(tmp_path, 'conv2-concat')
-    assert rundir.read_record(smoke_dir)['config_hash']
     # The full profile's run is another run in another dir (dry run: nothing is trained here).
     capsys.readouterr()
-    assert main(['runner_test', *args, '--profile', 'full', '--dry-run']) == 0
+    assert main(['runner_test', '--rows', 'conv2-concat', *args, '--profile', 'full',
+                 '--dry-run']) == 0
     assert 'runner_test/full/conv2-concat/cls/seed0' in capsys.readouterr().out
 
     # The row's flags change: the finished run is stale.
+    args = [*args, '--rows', 'conv2-concat']
     changed = replace(runner_table, rows=(replace(runner_table.row('conv2-concat'), overrides=dict(
         mixer_cfg=dict(conv1='regular', conv2=True, fusion='gate'))), runner_table.rows[1]))
     monkeypatch.setitem(ablations.TABLES, 'runner_test', changed)
@@ -280,11 +273,13 @@ def test_run_identity_profile_and_stale(tmp_path, smoke_data, capsys, runner_tab
     out = capsys.readouterr().out
     assert 'stale (its config changed since it ran)' in out and '--rerun-stale' in out
     from tools.status import main as status_main
-    assert status_main(['runner_test', '--work-dir', str(tmp_path), '--profile', 'smoke']) == 1
+    assert status_main(['runner_test', '--work-dir', str(tmp_path), '--profile', 'smoke',
+                        '--rows', 'conv2-concat', '--tasks', 'cls']) == 1
     assert 'stale' in capsys.readouterr().out
-    old_hash = rundir.read_record(smoke_dir)['config_hash']
+    old_hash = rundir.read_record(good)['config_hash']
+    assert old_hash
     assert main(['runner_test', *args, '--rerun-stale']) == 0
-    assert rundir.read_record(smoke_dir)['config_hash'] != old_hash
+    assert rundir.read_record(good)['config_hash'] != old_hash
     kept = list((tmp_path / 'runner_test' / '.superseded').glob('smoke/conv2-concat/cls/seed0-*'))
     assert len(kept) == 1 and (kept[0] / 'run.json').exists()
 

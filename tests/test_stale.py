@@ -2,7 +2,7 @@
 
 A det run is stale when the cls run it started from was rerun since, or is itself stale; the
 report then shows `stale` in place of the det run's numbers. (A flag change, and --rerun-stale,
-run end to end in test_runner.py::test_run_identity_profile_and_stale.)
+run end to end in test_runner.py::test_smoke_runs_learn_skip_resume_record_failures_and_go_stale.)
 """
 from __future__ import annotations
 
