@@ -40,7 +40,8 @@ Commands:
                         evaluate a checkpoint (official or ours) in a row's config
                         (see ./run_all.sh eval --help)
   plan <table> [--rows R] [--tasks T] [--gpus 8,32] [--iters N] [--gpu-mem GiB] [--out DIR]
-       [--data-dir DIR] pilot each full run at real size on this device, estimate the
+       [--data-dir DIR] [--schedule-scale F,..] [--subset none,in100] [--seeds N,..|auto]
+       [--max-seeds N]  pilot each full run at real size on this device, estimate the
                         table's cost: reports/<table>/plan.{json,md}
   python ARGS...        run the environment's python (for your own scripts)
   -h, --help            this message

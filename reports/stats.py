@@ -108,9 +108,14 @@ def compare(better: Sequence[float], worse: Sequence[float], metric: Metric) -> 
 
 
 def power(step: float, sd: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of a two-sided two-sample t-test with ``n`` seeds per row to detect ``step``."""
-    df = 2 * n - 2
+    """Power of a two-sided two-sample t-test with ``n`` seeds per row to detect ``step``. With
+    one seed per row the report has no spread and takes ``sd`` as known (``prior``): the power
+    of that normal test."""
     ncp = abs(step) / (sd * math.sqrt(2 / n))
+    if n < 2:
+        crit = sps.norm.isf(alpha / 2)
+        return float(sps.norm.sf(crit - ncp) + sps.norm.cdf(-crit - ncp))
+    df = 2 * n - 2
     crit = sps.t.ppf(1 - alpha / 2, df)
     return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
 

@@ -130,16 +130,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TableOptions:
         parser.error(str(err))
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
-    max_seeds = None
-    if args.seeds == 'auto':
-        if args.max_seeds < seq.MIN_SEEDS:
-            parser.error(f'--max-seeds must be at least {seq.MIN_SEEDS} (the first look), '
-                         f'got {args.max_seeds}')
-        seeds, max_seeds = seq.MIN_SEEDS, args.max_seeds
-    elif args.seeds.isdigit() and int(args.seeds) >= 1:
-        seeds = int(args.seeds)
-    else:
-        parser.error(f'--seeds {args.seeds!r} must be a whole number >= 1 or auto')
+    try:
+        seeds, max_seeds = seq.parse_seeds(args.seeds, args.max_seeds)
+    except ValueError as err:
+        parser.error(str(err))
     several = max(gpus.values()) > 1
     launcher = args.launcher or ('pytorch' if several else 'none')
     if launcher == 'none' and several:

@@ -36,6 +36,12 @@ Assumptions, also written into plan.json and plan.md:
   config built for G.
 - One seed per run; multiply by the seeds you train.
 
+Reduced runs (``plan --schedule-scale 0.1 --subset in100``): the pilot still runs the full config
+(its s/iter, memory and anchor rate are per iteration and per image); each reduction's estimate
+takes the schedule of the reduced run's own config (:func:`reduced_entry`, built as the table
+command builds it) and is kept in plan.json under ``profiles`` by its run profile name, which
+:func:`load_plan` and the dry run read.
+
 A run that fails in the pilot is reported with its error and its log, the others go on, and the
 exit status is 1.
 
@@ -54,10 +60,11 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from ablations import AblationTable
-from ablations.compose import build_row_config
+from ablations.compose import IMAGENET_CLASSES, build_row_config
+from ablations.reduction import Reduction, run_profile
 from ablations.table_files import table_reference
 from runs.datasets.pilot_datasets import make_pilot_data
 from runs.executors.launch import python_env
@@ -84,6 +91,9 @@ TRAIN_SET_SIZES = dict(
     # ADE20K scene parsing (ADEChallengeData2016) images/training: 20,210 images.
     seg=20_210,
 )
+# A class subset of ImageNet (--subset in100) is taken to hold its share of the classes' images
+# (classes / 1000 of ImageNet-1k's), as apply_reduction assumes for the EMA: the subset's list
+# (ablations/subsets/SOURCE.md) does not publish its image count.
 
 ASSUMPTIONS = (
     'The pilot measures one device at the config\'s per-GPU batch; at G GPUs each keeps that '
@@ -102,19 +112,28 @@ ASSUMPTIONS = (
     '1 + (MESA\'s share of the schedule) / 3 where MESA adds a forward of the EMA model to the '
     'forward and backward (about 3 forwards). GPU-hours = '
     'images trained (epochs x training set, or optimizer steps x global batch) / that rate.',
+    'A reduced run (--schedule-scale, --subset: profiles such as full@0.1+in100) is estimated '
+    'from the same pilot (s/iter and the anchor\'s rate are per iteration and per image) and the '
+    'schedule of the reduced run\'s own config (ablations/compose.py apply_reduction): its '
+    'epochs, iterations, each epoch\'s fraction (detection) and training set; ImageNet-100\'s '
+    'training set is taken as 100/1000 of ImageNet-1k\'s 1,281,167 images (128,117; its image '
+    'count is not published with the class list).',
 )
 
 
 # --- the arithmetic ------------------------------------------------------------------------------
 
 def iters_per_epoch(dataset_size: int, batch_per_gpu: int, gpus: int,
-                    drop_last: bool = False) -> int:
+                    drop_last: bool = False, fraction: float = 1.0) -> int:
     """Iterations of one epoch: DefaultSampler pads to a multiple of ``gpus`` and each rank's
     DataLoader yields ceil(per-rank samples / batch) batches, or floor with ``drop_last`` (the
-    ImageNet recipes, as the official loaders)."""
+    ImageNet recipes, as the official loaders). ``fraction``: EpochFractionSampler's, which
+    keeps ceil(fraction x per-rank samples) of each rank's share (a reduced detection run)."""
     if min(dataset_size, batch_per_gpu, gpus) < 1:
         raise ValueError('dataset size, batch and GPUs must be positive')
     per_rank = math.ceil(dataset_size / gpus)
+    if fraction != 1.0:
+        per_rank = max(1, math.ceil(per_rank * fraction))
     return per_rank // batch_per_gpu if drop_last else math.ceil(per_rank / batch_per_gpu)
 
 
@@ -123,7 +142,8 @@ def total_iters(schedule: dict, gpus: int) -> int:
     if schedule['by_epoch']:
         return schedule['epochs'] * iters_per_epoch(schedule['train_set_size'],
                                                     schedule['batch_per_gpu'], gpus,
-                                                    schedule.get('drop_last', False))
+                                                    schedule.get('drop_last', False),
+                                                    schedule.get('epoch_fraction', 1.0))
     return schedule['max_iters']
 
 
@@ -345,29 +365,44 @@ def anchor_line(anchor: dict) -> str:
 # --- the config and its schedule -----------------------------------------------------------------
 
 def full_config(table: str, row: str, task: str, data_root: Path, work_dir: Path, gpus: int,
-                cfg_options: Optional[dict] = None):
+                cfg_options: Optional[dict] = None, profile: str = PLAN_PROFILE):
     """The run's full-profile config, the one place this module builds it, plus ``cfg_options``
     (key=value overrides, as tools/train.py's ``--cfg-options``). ``gpus``: the GPU count the
     estimate is for (the recipe keeps its global batch there: per-GPU batch x gpus x
-    accumulation)."""
-    cfg = build_row_config(table, row, task, profile='full', data_root=data_root,
+    accumulation). ``profile``: a reduced full profile (``full@0.1+in100``) builds that run's
+    config, as the table command does (``ablations.compose.build_row_config``)."""
+    cfg = build_row_config(table, row, task, profile=profile, data_root=data_root,
                            work_dir=work_dir, gpus=gpus)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
 
 
+def training_set_images(cfg, task: str) -> int:
+    """The images of the real training set the config trains on: the task's, or a class
+    subset's share of ImageNet-1k's (ImageNetSubset: its classes / 1000, see TRAIN_SET_SIZES)."""
+    if task == 'cls' and cfg.train_dataloader.dataset.get('type') == 'ImageNetSubset':
+        return round(TRAIN_SET_SIZES[task] * cfg.model.head.num_classes / IMAGENET_CLASSES)
+    return TRAIN_SET_SIZES[task]
+
+
 def schedule_of(cfg, task: str, train_set_size: Optional[int] = None) -> dict:
     """The schedule record total_iters() reads: epochs over the real training set (or
-    ``train_set_size`` images), or max_iters with the global batch of an optimizer step."""
+    ``train_set_size`` images) and, where EpochFractionSampler trains a fraction of each epoch,
+    that fraction (``epoch_fraction``); or max_iters with the global batch of an optimizer
+    step."""
     train_cfg = cfg.train_cfg
     loop = train_cfg.get('type', '')
     by_epoch = train_cfg.get('by_epoch', 'EpochBased' in loop)
     batch = cfg.train_dataloader.batch_size
     if by_epoch:
-        return dict(by_epoch=True, epochs=int(train_cfg.max_epochs), batch_per_gpu=batch,
-                    train_set_size=train_set_size or TRAIN_SET_SIZES[task],
-                    drop_last=bool(cfg.train_dataloader.get('drop_last', False)))
+        record = dict(by_epoch=True, epochs=int(train_cfg.max_epochs), batch_per_gpu=batch,
+                      train_set_size=train_set_size or training_set_images(cfg, task),
+                      drop_last=bool(cfg.train_dataloader.get('drop_last', False)))
+        sampler = cfg.train_dataloader.get('sampler') or {}
+        if sampler.get('type') == 'EpochFractionSampler':
+            record['epoch_fraction'] = float(sampler.get('fraction', 1.0))
+        return record
     accumulation = int(cfg.optim_wrapper.get('accumulative_counts', 1))
     fidelity = cfg.get('fidelity') or {}
     return dict(by_epoch=False, max_iters=int(train_cfg.max_iters), batch_per_gpu=batch,
@@ -375,10 +410,12 @@ def schedule_of(cfg, task: str, train_set_size: Optional[int] = None) -> dict:
 
 
 def images_of(schedule: dict, gpus: int) -> int:
-    """The images a run trains on: epochs x training set, or optimizer steps x global batch
-    (``gpus`` is only needed by a record without its global batch)."""
+    """The images a run trains on: epochs x training set (x the fraction of each epoch it
+    trains), or optimizer steps x global batch (``gpus`` is only needed by a record without its
+    global batch)."""
     if schedule['by_epoch']:
-        return schedule['epochs'] * schedule['train_set_size']
+        return schedule['epochs'] * math.ceil(schedule['train_set_size']
+                                              * schedule.get('epoch_fraction', 1.0))
     steps = schedule['max_iters'] // schedule.get('accumulation', 1)
     return steps * (schedule.get('global_batch') or schedule['batch_per_gpu'] * gpus
                     * schedule.get('accumulation', 1))
@@ -584,8 +621,16 @@ def _last_line(path: Path) -> str:
 
 def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], gpus: Sequence[int],
                iters: int, gpu_mem: Optional[float], out: Path, data_dir: Path,
-               cfg_options: Optional[dict] = None, work_root: Path = PILOT_WORK_DIR) -> int:
-    """Pilot the runs, write plan.json and plan.md under ``out``; 1 if a pilot failed."""
+               cfg_options: Optional[dict] = None, work_root: Path = PILOT_WORK_DIR,
+               reductions: Sequence[Reduction] = (Reduction(), ),
+               learn: Optional[Callable[[dict], dict]] = None) -> int:
+    """Pilot the runs, write plan.json and plan.md under ``out``; 1 if a pilot failed.
+
+    ``reductions``: the (schedule scale, subset) combinations to estimate; the reduced ones are
+    estimated from the same pilots (:func:`reduced_entry`) and kept under ``profiles`` by run
+    profile name. ``learn``: what a higher layer adds (``tools/plan.py``: the section "What you
+    learn for what it costs", ``reports.plan_learn``), given the plan; a dict with its
+    ``markdown``, kept in plan.json as ``learn`` and appended to plan.md."""
     device, device_mem = _device_name(), _device_memory_gib()
     gpu_mem = gpu_mem or device_mem or CPU_GPU_MEM_GIB
     runs = [(row, task) for row in rows for task in tasks]
@@ -627,6 +672,26 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
         runs={name: dict(entry, estimates={str(g): estimate_at(entry, g) for g in gpus})
               for name, entry in entries.items()},
         totals={str(g): table_totals(entries, g) for g in gpus})
+    plan['reductions'] = [run_profile(PLAN_PROFILE, r) for r in reductions]
+    plan['profiles'] = {}
+    for reduction in reductions:
+        if reduction.reduced:
+            profile = run_profile(PLAN_PROFILE, reduction)
+            reduced = {name: reduced_entry(entry, table.name, name, profile, gpus, data_dir,
+                                           work_root, cfg_options)
+                       for name, entry in entries.items()}
+            plan['profiles'][profile] = dict(
+                schedule_scale=reduction.schedule_scale, subset=reduction.subset,
+                runs={name: dict(entry, estimates={str(g): estimate_at(entry, g) for g in gpus})
+                      for name, entry in reduced.items()},
+                totals={str(g): table_totals(reduced, g) for g in gpus})
+    learn_error = None
+    if learn is not None:
+        try:  # the pilots' plan is written whatever happens here
+            plan['learn'] = learn(plan)
+        except Exception as exc:
+            traceback.print_exc()
+            learn_error = plan['learn_error'] = _one_line(exc)
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN_JSON).write_text(json.dumps(plan, indent=2) + '\n')
     markdown = render_markdown(plan)
@@ -637,7 +702,34 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
     for name in failed:
         print(f'  failed: {table.name}/{name}: {entries[name]["error"]} '
               f'(log: {entries[name]["log"]})')
-    return 1 if failed else 0
+    unbuilt = [(profile, name, e['error']) for profile, p in plan['profiles'].items()
+               for name, e in p['runs'].items() if e['status'] != 'ok' and name not in failed]
+    for profile, name, error in unbuilt:
+        print(f'  failed: {table.name}/{profile}/{name}: {error}')
+    if learn_error:
+        print(f'  failed: what you learn for what it costs: {learn_error}')
+    return 1 if failed or unbuilt or learn_error else 0
+
+
+def reduced_entry(entry: dict, table: str, name: str, profile: str, gpus: Sequence[int],
+                  data_dir: Path, work_root: Path, cfg_options: Optional[dict] = None) -> dict:
+    """A piloted run's entry for the reduced profile ``profile`` (``full@0.1+in100``): the pilot's
+    measurements (per iteration and per image: a reduction changes how many) with the schedules
+    and the fidelity record of the reduced run's own config at each GPU count."""
+    out = dict(entry, profile=profile)
+    if entry['status'] != 'ok':
+        return out
+    row, task = name.rsplit('/', 1)
+    try:
+        cfgs = {g: full_config(table, row, task, data_dir, work_root, g, cfg_options, profile)
+                for g in gpus}
+    except Exception as exc:  # reported with the run, as a failed pilot
+        return dict(out, status='failed', flags=['FAILED'], log=None,
+                    error=f'config of {profile}: {_one_line(exc)}')
+    out['schedules'] = {str(g): schedule_of(cfg, task) for g, cfg in cfgs.items()}
+    out['schedule'] = out['schedules'][str(gpus[0])]
+    out['fidelity'] = _plain(cfgs[gpus[0]].get('fidelity'))
+    return out
 
 
 def _flags(entry: dict, gpu_mem: float) -> list[str]:
@@ -687,13 +779,37 @@ def render_markdown(plan: dict) -> str:
             flags = [f'FAILED: {entry["error"]} (log: {entry["log"]})']
         cells.append('; '.join(flags) or '')
         lines.append('| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |')
-    lines += ['', '| GPUs per run | table GPU-hours | wall hours in sequence | '
-              'wall hours in parallel (GPUs) | runs not estimated |', '|---|---|---|---|---|']
-    for g in gpus:
-        t = plan['totals'][str(g)]
-        lines.append(f'| {g} | {_hours(t["gpu_hours"])} | {_hours(t["wall_hours_sequence"])} | '
-                     f'{_hours(t["wall_hours_parallel"])} ({t["gpus_in_parallel"]}) | '
-                     f'{t["runs_not_estimated"]} |')
+    profiles = plan.get('profiles') or {}
+    lines += ['', ('| profile ' if profiles else '') + '| GPUs per run | table GPU-hours | '
+              'wall hours in sequence | wall hours in parallel (GPUs) | runs not estimated |',
+              '|---' * (6 if profiles else 5) + '|']
+    for profile, totals in [(plan.get('profile', PLAN_PROFILE), plan['totals'])] + \
+            [(name, p['totals']) for name, p in profiles.items()]:
+        for g in gpus:
+            t = totals[str(g)]
+            lines.append((f'| {profile} ' if profiles else '')
+                         + f'| {g} | {_hours(t["gpu_hours"])} | '
+                         f'{_hours(t["wall_hours_sequence"])} | '
+                         f'{_hours(t["wall_hours_parallel"])} ({t["gpus_in_parallel"]}) | '
+                         f'{t["runs_not_estimated"]} |')
+    if profiles:
+        lines += ['', f'Reduced runs ({", ".join(profiles)}): the same pilots, each with the '
+                  'schedule of the reduced run\'s own config (one seed):', '',
+                  '| run | profile | schedule | '
+                  + ' | '.join(f'iters @{g} GPUs | GPU-h @{g}' for g in gpus) + ' |',
+                  '|---|---|---|' + '---|' * (2 * len(gpus))]
+        for profile, p in profiles.items():
+            for name, entry in p['runs'].items():
+                cells = [name, profile]
+                if entry['status'] == 'ok':
+                    cells.append(schedule_text(entry['schedule']))
+                    for g in gpus:
+                        est = entry['estimates'][str(g)]
+                        cells += [f'{est["total_iters"]:,}', _hours(est['gpu_hours'])]
+                else:
+                    cells += [f'FAILED: {entry["error"]}'] + ['-'] * (2 * len(gpus))
+                lines.append('| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells)
+                             + ' |')
     if any(e.get('official') for e in plan['runs'].values()):
         lines += ['', 'Official run: what the official repository\'s published training log of '
                   'the same recipe measured (`ablations/reference_catalog.py`): its median '
@@ -708,14 +824,26 @@ def render_markdown(plan: dict) -> str:
     fidelity = {n: e['fidelity'] for n, e in plan['runs'].items() if e.get('fidelity')}
     if fidelity:
         lines += ['', 'Recipe fidelity as built: see `fidelity` per run in plan.json.']
+    if plan.get('learn'):
+        lines += ['', plan['learn']['markdown'].rstrip('\n')]
     return '\n'.join(lines) + '\n'
+
+
+def schedule_text(schedule: dict) -> str:
+    """'32 epochs x 128,117 images', '12 epochs x 0.1 of 117,266 images', '16,000 iterations'."""
+    if not schedule['by_epoch']:
+        return f'{schedule["max_iters"]:,} iterations'
+    fraction = schedule.get('epoch_fraction', 1.0)
+    part = f'{fraction:g} of ' if fraction != 1.0 else ''
+    return f'{schedule["epochs"]} epochs x {part}{schedule["train_set_size"]:,} images'
 
 
 def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None,
               profile: str = PLAN_PROFILE) -> dict[str, dict]:
     """A written plan's runs, ``'<row>/<task>' -> entry``; {} when the table has no plan, or
     when its runs are not of ``profile`` (a plan estimates the full-profile runs: a smoke run of
-    the same row is another run).
+    the same row is another run). A reduced profile (``full@0.1+in100``) gets the entries the
+    plan estimated for it (``plan --schedule-scale 0.1 --subset in100``), or {}.
 
     An entry has ``status`` ('ok' or 'failed'), ``device``, ``amp``, ``scan_backend``,
     ``s_per_iter``, ``data_s_per_iter``, ``peak_mem_gib``, ``flags``, ``error``, ``log``,
@@ -725,7 +853,9 @@ def load_plan(table: str, reports_dir: Optional[Union[str, Path]] = None,
     path = Path(reports_dir or REPO / 'reports') / table / PLAN_JSON
     try:
         plan = json.loads(path.read_text())
-        return plan['runs'] if plan.get('profile', PLAN_PROFILE) == profile else {}
+        if plan.get('profile', PLAN_PROFILE) == profile:
+            return plan['runs']
+        return (plan.get('profiles') or {}).get(profile, {}).get('runs', {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none we can read
         return {}
 

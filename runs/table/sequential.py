@@ -356,6 +356,19 @@ def rows_to_train(table: AblationTable, decisions: Mapping[Pair, str]
 
 # --- planning: power, seeds, expected seed-runs ---
 
+def parse_seeds(seeds: str, max_seeds) -> tuple[int, Optional[int]]:
+    """``--seeds N`` or ``--seeds auto --max-seeds M`` (``tools/run_table.py``, ``tools/plan.py``):
+    (N, None), or (the first round's seeds, M). A bad value: ValueError, one line."""
+    if seeds == 'auto':
+        if not str(max_seeds).isdigit() or int(max_seeds) < MIN_SEEDS:
+            raise ValueError(f'--max-seeds must be at least {MIN_SEEDS} (the first look), '
+                             f'got {max_seeds}')
+        return MIN_SEEDS, int(max_seeds)
+    if seeds.isdigit() and int(seeds) >= 1:
+        return int(seeds), None
+    raise ValueError(f'--seeds {seeds!r} must be a whole number >= 1 or auto')
+
+
 def design_power(step: float, sd: float, max_seeds: int) -> float:
     """Chance of ``reproduced`` when the true step is ``step`` and the per-seed SD ``sd`` is
     known (z boundaries and the futility rule at that SD), by the recursion."""
@@ -394,29 +407,65 @@ def seeds_needed(step: float, sd: float, target: float = POWER, limit: int = 200
     return None
 
 
-def seed_runs(table: AblationTable, values: Mapping[tuple[str, str], np.ndarray],
-              max_seeds: int) -> tuple[np.ndarray, int]:
-    """Seed-runs (one row, one task, one seed) of the table's claim rows under the sequential
-    design, per trial, and under a fixed ``max_seeds``. ``values[row slug, metric]`` are
-    (trials, max_seeds) per-seed values. A row trains a task while a pair on it is open, so its
-    seeds are the latest look of those pairs."""
+def seed_runs_per_run(table: AblationTable, values: Mapping[tuple[str, str], np.ndarray],
+                      max_seeds: int) -> dict[tuple[str, str], np.ndarray]:
+    """Seeds each (row slug, task) of the table's claim rows trains under the sequential design,
+    per trial. ``values[row slug, metric]`` are (trials, max_seeds) per-seed values; a pair
+    without values (no published step to plant) is counted open to max-seeds. A row trains a
+    task while a pair on it is open, so its seeds are the latest look of those pairs."""
     runs: dict[tuple[str, str], np.ndarray] = {}
     for pair in pairs(table):
-        n = replay(values[pair.claim.better, pair.metric], values[pair.claim.worse, pair.metric],
-                   max_seeds, pair.step, METRICS[pair.metric].prior_sd).n
+        better, worse = (pair.claim.better, pair.metric), (pair.claim.worse, pair.metric)
+        n = max_seeds if better not in values or worse not in values else \
+            replay(values[better], values[worse], max_seeds, pair.step,
+                   METRICS[pair.metric].prior_sd).n
         task = METRICS[pair.metric].task
         for slug in (pair.claim.better, pair.claim.worse):
             runs[slug, task] = np.maximum(runs.get((slug, task), 0), n)
+    return runs
+
+
+def seed_runs(table: AblationTable, values: Mapping[tuple[str, str], np.ndarray],
+              max_seeds: int) -> tuple[np.ndarray, int]:
+    """Seed-runs (one row, one task, one seed) of the table's claim rows under the sequential
+    design, per trial, and under a fixed ``max_seeds`` (see seed_runs_per_run)."""
+    runs = seed_runs_per_run(table, values, max_seeds)
     return sum(runs.values()), len(runs) * max_seeds
 
 
-def planted(table: AblationTable, max_seeds: int, trials: int, rng: np.random.Generator
-            ) -> dict[tuple[str, str], np.ndarray]:
+# ``expected_seed_runs``: a fixed-seed simulation; at 20,000 trials the Monte Carlo SE of Table
+# 4's expected seed-runs at max-seeds 5 is about 0.03 of ~50.
+EXPECTED_TRIALS = 20_000
+EXPECTED_SEED = 20_251
+
+
+def expected_seed_runs(table: AblationTable, max_seeds: int, trials: int = EXPECTED_TRIALS,
+                       seed: int = EXPECTED_SEED) -> dict[tuple[str, str], float]:
+    """Expected seeds of each (row slug, task) under ``--seeds auto --max-seeds max_seeds`` when
+    the paper's numbers are the true means and each metric's prior SD the seed spread (planted,
+    ``trials`` trials from ``seed``); a pair without a published step is counted open to
+    max-seeds. A row's det/seg seed starts from its cls run of that seed, which the round
+    trains with it (``reports.seed_rounds``): its cls seeds are at least its other tasks'."""
+    values = planted(table, max_seeds, trials, np.random.default_rng(seed),
+                     skip_unpublished=True)
+    runs = seed_runs_per_run(table, values, max_seeds)
+    if 'cls' in table.tasks:
+        for (slug, task), n in list(runs.items()):
+            if task != 'cls':
+                runs[slug, 'cls'] = np.maximum(runs.get((slug, 'cls'), 0), n)
+    return {key: float(np.mean(n)) for key, n in runs.items()}
+
+
+def planted(table: AblationTable, max_seeds: int, trials: int, rng: np.random.Generator,
+            skip_unpublished: bool = False) -> dict[tuple[str, str], np.ndarray]:
     """Per-seed values of the claim rows drawn with the paper's numbers as true means and each
-    metric's prior SD, metrics independent: ``values[row slug, metric]``, (trials, max_seeds)."""
+    metric's prior SD, metrics independent: ``values[row slug, metric]``, (trials, max_seeds).
+    A pair without a published step: an error, or left out with ``skip_unpublished``."""
     out = {}
     for pair in pairs(table):
         if pair.step is None:
+            if skip_unpublished:
+                continue
             raise ValueError(f'{pair.claim.text} ({pair.metric}): no published step to plant')
         for slug in (pair.claim.better, pair.claim.worse):
             if (slug, pair.metric) not in out:
