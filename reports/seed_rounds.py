@@ -19,6 +19,7 @@ import pandas as pd
 
 from ablations import METRICS, AblationTable
 from runs import rundir
+from runs.executors.follow_up import FollowUp
 from runs.options import TableOptions
 from runs.table import sequential as seq
 from runs.table.orchestrate import run_table
@@ -157,8 +158,9 @@ def run_rounds(table: AblationTable, options: TableOptions,
             step = replace(options, rows=tuple(rows), tasks=tasks, seeds=decision.seeds,
                            report=False, dry_run=False)
             # SLURM: after the round's runs, this same command decides again (as a job)
-            status = max(status, run_table(table, step, decision_command if slurm and last
-                                           else None))
+            status = max(status, run_table(table, step, FollowUp(
+                decision_command, 'decision', 'decides the next round or writes the report')
+                if slurm and last else None))
         if slurm or status:  # SLURM: the queued decision job goes on; a failed run stops
             return status, False
 

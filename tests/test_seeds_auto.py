@@ -5,6 +5,7 @@ where each claim stopped and why.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,11 @@ def test_on_slurm_a_decision_job_follows_each_round(tmp_path):
         text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count('queued as SLURM job') == 5  # 4 runs, then the decision
+    # the decision job is named as what it is, not as a report
+    assert re.search(r'^  decision: queued as SLURM job \d+ \(after all runs end\); decides the '
+                     r'next round or writes the report$', done.stdout, re.M), done.stdout
+    script = (work / 'table4' / 'smoke' / 'decision.sbatch').read_text()
+    assert '#SBATCH --job-name=table4-decision' in script, script
     report = out / 'table4' / 'table4.md'
     deadline = time.monotonic() + 1200
     while not report.exists():
@@ -131,7 +137,7 @@ def test_on_slurm_a_decision_job_follows_each_round(tmp_path):
         time.sleep(2)
     state = json.loads(rounds_file(work, 'table4', 'smoke').read_text())
     assert state['next_runs'] == {} and state['round'] >= 1
-    decisions = sorted((work / 'table4' / 'smoke').glob('report-*.out'))
+    decisions = sorted((work / 'table4' / 'smoke').glob('decision-*.out'))
     assert len(decisions) == state['round']  # one decision job after each round
     assert 'every claim decided' in decisions[-1].read_text()
     assert '## Seeds until each claim resolves' in report.read_text()

@@ -27,6 +27,7 @@ from ablations import TABLES, TASKS, AblationTable, get_table  # noqa: E402
 from ablations.compose import PROFILES  # noqa: E402
 from ablations.reduction import SUBSETS, Reduction, run_profile  # noqa: E402
 from ablations.table_files import table_reference  # noqa: E402
+from runs.executors.follow_up import FollowUp  # noqa: E402
 from runs.executors.local import LocalOptions  # noqa: E402
 from runs.executors.process_layout import GPUS_PER_NODE, LAUNCHERS  # noqa: E402
 from runs.executors.slurm import SLURM_OPTIONS, SlurmOptions  # noqa: E402
@@ -39,25 +40,26 @@ from runs.table.orchestrate import run_table  # noqa: E402
 from runs.tracking.tracker_runs import TRACKERS, check_accounts, ensure_installed  # noqa: E402
 
 
-def report_command(table: AblationTable, options: TableOptions) -> list[str]:
+def report_command(table: AblationTable, options: TableOptions) -> FollowUp:
     """The reporter's command for this table's runs (``reports/``, one layer above ``runs``)."""
     # a table of your own is found again by its file's path (ablations.table_files)
     command = [sys.executable, '-m', 'tools.report', table_reference(table), '--work-dir',
                str(options.work_dir), '--profile', options.run_profile]
+    out = (options.report_dir or REPO / 'reports') / table.name
     if options.report_dir:
-        command += ['--out', str(options.report_dir / table.name)]
-    return command
+        command += ['--out', str(out)]
+    return FollowUp(command, 'report', f'writes {out}/')
 
 
 def seeds_auto(table: AblationTable, options: TableOptions, argv: Optional[Sequence[str]],
-               report: Optional[list[str]]) -> int:
+               report: Optional[FollowUp]) -> int:
     """--seeds auto: rounds until each claim resolves (reports.seed_rounds), then the report.
     On SLURM the decision after a round is this same command, queued as a job."""
     again = ['env', f'{DECISION_JOB}=1', sys.executable, '-m', 'tools.run_table',
              *(sys.argv[1:] if argv is None else argv)]
     status, done = run_rounds(table, options, again)
     if done and report is not None:
-        status = max(status, subprocess.run(report, cwd=REPO).returncode)
+        status = max(status, subprocess.run(report.command, cwd=REPO).returncode)
     return status
 
 

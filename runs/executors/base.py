@@ -8,8 +8,9 @@ that implements :class:`Executor` and an options dataclass, plus a line in :func
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Protocol, Sequence, Union
+from typing import Optional, Protocol, Union
 
+from runs.executors.follow_up import FollowUp
 from runs.executors.local import LocalExecutor, LocalOptions
 from runs.executors.process_layout import ProcessLayout
 from runs.executors.slurm import SlurmExecutor, SlurmOptions
@@ -40,14 +41,13 @@ class Executor(Protocol):
         """The dry run's lines on how this executor would start the run (besides its command)."""
 
     def execute(self, todo: list[Run], every: list[Run],
-                report: Optional[Sequence[str]] = None) -> None:
-        """Start ``todo`` and set each one's outcome; ``report``: the reporter's command, run or
-        queued once every run of ``every`` has ended."""
+                follow_up: Optional[FollowUp] = None) -> None:
+        """Start ``todo`` and set each one's outcome; ``follow_up`` (the report, or the --seeds
+        auto decision): run or queued once every run of ``every`` has ended."""
 
 
-def executor_for(options: ExecutorOptions, work_dir: Path,
-                 report_dir: Optional[Path] = None) -> Executor:
+def executor_for(options: ExecutorOptions, work_dir: Path) -> Executor:
     """The executor the options are for."""
     if isinstance(options, SlurmOptions):
-        return SlurmExecutor(options, work_dir, report_dir)
+        return SlurmExecutor(options, work_dir)
     return LocalExecutor(options, work_dir)

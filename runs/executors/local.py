@@ -10,11 +10,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from runs import rundir
 from runs.console import elapsed
 from runs.executors.devices import describe_local, threads_per_process, visible_gpus
+from runs.executors.follow_up import FollowUp
 from runs.executors.job import EXIT_LOCKED, die_with_parent
 from runs.executors.launch import python_env
 from runs.executors.process_layout import ProcessLayout, process_layout
@@ -65,8 +66,8 @@ class LocalExecutor:
         return []
 
     def execute(self, todo: list[Run], every: list[Run],
-                report: Optional[Sequence[str]] = None) -> None:
-        """Run ``todo``, say how every run of ``every`` ended, then run ``report``."""
+                follow_up: Optional[FollowUp] = None) -> None:
+        """Run ``todo``, say how every run of ``every`` ended, then run ``follow_up``."""
         run_local(todo, self.options.jobs, self.start)
         outcome: dict[str, list[str]] = {}
         for run in every:
@@ -82,9 +83,9 @@ class LocalExecutor:
         if stale:
             print(f'  {len(stale)} stale run(s): finished under a config the table no longer '
                   f'generates; rerun them with --rerun-stale (old results are kept)')
-        if report is not None:
-            print('$ ' + shlex.join(report), flush=True)
-            subprocess.run(list(report), cwd=REPO, check=False, env=python_env())
+        if follow_up is not None:
+            print('$ ' + shlex.join(follow_up.command), flush=True)
+            subprocess.run(list(follow_up.command), cwd=REPO, check=False, env=python_env())
 
 
 def run_local(todo: list[Run], jobs: int, start: float) -> None:

@@ -1,7 +1,7 @@
 """The SLURM executor (launcher slurm): one ``sbatch`` per run, its batch script written into the
-run dir (resubmittable by hand), dependencies as ``afterok``, then a report job after all of
-them whatever their outcome. Returns once everything is queued; ``./run_all.sh status`` follows
-the runs through :func:`slurm_queue`.
+run dir (resubmittable by hand), dependencies as ``afterok``, then the follow-up job (the report,
+or the --seeds auto decision) after all of them whatever their outcome. Returns once everything
+is queued; ``./run_all.sh status`` follows the runs through :func:`slurm_queue`.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ablations.reduction import base_profile
 from engine.process_group import BASE_PORT
 from runs import rundir
 from runs.executors.devices import slurm_has_gpus
+from runs.executors.follow_up import FollowUp
 from runs.executors.process_layout import GPUS_PER_NODE, ProcessLayout, process_layout
 from runs.provenance import REPO
 from runs.table.graph import Run, job_command
@@ -115,9 +116,9 @@ class SlurmExecutor:
     name = 'slurm'
     follows_queued = True  # a run can wait on a queued upstream job (afterok)
 
-    def __init__(self, options: SlurmOptions, work_dir: Path, report_dir: Optional[Path] = None,
+    def __init__(self, options: SlurmOptions, work_dir: Path,
                  partition_has_gpus: Optional[bool] = None):
-        self.options, self.work_dir, self.report_dir = options, work_dir, report_dir
+        self.options, self.work_dir = options, work_dir
         # Whether the partition's nodes have GPUs (sinfo, unless told): full runs take them;
         # smoke runs and runs on a CPU partition use CPU processes (gloo) in their place.
         self.partition_has_gpus = slurm_has_gpus(options.partition) \
@@ -145,9 +146,9 @@ class SlurmExecutor:
             ('--job-name', '--output', '--open-mode')))]
 
     def execute(self, todo: list[Run], every: list[Run],
-                report: Optional[Sequence[str]] = None) -> None:
-        """Queue ``todo``; then, when ``report`` (the reporter's command) is given, a job that
-        runs it once every run of ``every`` has ended."""
+                follow_up: Optional[FollowUp] = None) -> None:
+        """Queue ``todo``; then, when ``follow_up`` is given, a job that runs its command once
+        every run of ``every`` has ended."""
         for run in todo:
             script = run.dir / 'job.sbatch'
             script.write_text(sbatch_script(run, self.options))
@@ -168,26 +169,27 @@ class SlurmExecutor:
                   f'{f" (after {dependency})" if dependency else ""}', flush=True)
         table = every[0].key.table if every else (todo[0].key.table if todo else '?')
         profile = every[0].key.profile if every else 'smoke'
-        if report is not None and every:
-            self._queue_report(table, profile, [r.job_id for r in every if r.job_id], report)
+        if follow_up is not None and every:
+            self._queue_follow_up(table, profile, [r.job_id for r in every if r.job_id],
+                                  follow_up)
         print(f'{table}: {len([r for r in todo if r.job_id])} job(s) queued. Follow them with: '
               f'./run_all.sh status {table} --work-dir {self.work_dir}', flush=True)
 
-    def _queue_report(self, table: str, profile: str, ids: list[str],
-                      report: Sequence[str]) -> None:
-        script = rundir.table_root(self.work_dir, table) / profile / 'report.sbatch'
+    def _queue_follow_up(self, table: str, profile: str, ids: list[str],
+                         follow_up: FollowUp) -> None:
+        name = follow_up.name
+        script = rundir.table_root(self.work_dir, table) / profile / f'{name}.sbatch'
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text('\n'.join([
-            '#!/bin/bash', f'#SBATCH --job-name={table}-report',
-            f'#SBATCH --output={script.parent}/report-%j.out', '#SBATCH --ntasks=1',
+            '#!/bin/bash', f'#SBATCH --job-name={table}-{name}',
+            f'#SBATCH --output={script.parent}/{name}-%j.out', '#SBATCH --ntasks=1',
             '#SBATCH --cpus-per-task=1',
             *(f'#SBATCH {d}' for d in self.options.passed_through(
                 ('partition', 'account', 'qos'))),
             f'cd {shlex.quote(str(REPO))}',
             f'export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}',
-            f'exec {shlex.join(report)}', '']))
-        # afterany: the report runs once every run has ended, whatever its outcome.
-        report_id = sbatch(script, self.options, f'afterany:{":".join(ids)}' if ids else None)
-        where = self.report_dir.resolve() if self.report_dir else REPO / 'reports'
-        print(f'  report: queued as SLURM job {report_id} (after all runs end); '
-              f'writes {where / table}/', flush=True)
+            f'exec {shlex.join(follow_up.command)}', '']))
+        # afterany: it runs once every run has ended, whatever its outcome.
+        job_id = sbatch(script, self.options, f'afterany:{":".join(ids)}' if ids else None)
+        print(f'  {name}: queued as SLURM job {job_id} (after all runs end); {follow_up.does}',
+              flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from ablations import AblationTable, get_table
 from ablations.compose import DEFAULT_SMOKE_DATA, check_data_root, describe_fidelity
@@ -19,6 +19,7 @@ from runs import console, rundir
 from runs.commands.planner import load_plan, plan_line
 from runs.datasets.tiny_datasets import make_tiny_datasets
 from runs.executors.base import Executor, executor_for
+from runs.executors.follow_up import FollowUp
 from runs.logs.official_runs import anchor_text, official_anchor
 from runs.options import TableOptions
 from runs.rundir.identity import run_config
@@ -84,11 +85,11 @@ def dry_run(planned: list[Run], options: TableOptions, executor: Executor,
 
 
 def run_table(table: AblationTable, options: TableOptions,
-              report: Optional[Sequence[str]] = None) -> int:
+              follow_up: Optional[FollowUp] = None) -> int:
     """Run (or, with ``options.dry_run``, describe) every run of ``table`` that ``options``
-    selects; then ``report``, the reporter's command, when given. The exit status: 0 when
-    nothing failed or was blocked. A process layout that cannot be started is a ValueError
-    before anything is written."""
+    selects; then ``follow_up`` (the report, or the --seeds auto decision), when given. The exit
+    status: 0 when nothing failed or was blocked. A process layout that cannot be started is a
+    ValueError before anything is written."""
     work_dir = options.work_dir
     planned = plan_runs(table, options.rows, options.tasks, options.seeds, work_dir,
                         options.run_profile, dict(options.gpus))
@@ -96,7 +97,7 @@ def run_table(table: AblationTable, options: TableOptions,
         raise ValueError('the full profile needs --data-root DIR (imagenet/, coco/, ade/ under '
                          'it); see README.md')
     data_root = (options.data_root or Path(DEFAULT_SMOKE_DATA)).expanduser().resolve()
-    executor = executor_for(options.executor, work_dir, options.report_dir)
+    executor = executor_for(options.executor, work_dir)
     for run in planned:
         run.layout = executor.layout(run.gpus, run.key.profile)
     # Before anything is queued or written (and after the cheap layout check): each selected
@@ -129,5 +130,5 @@ def run_table(table: AblationTable, options: TableOptions,
           f'{sum(r.action == "skip" for r in planned)} finished, {len(stale)} stale, '
           f'{sum(r.action in ("live", "queued") for r in planned)} already running or queued',
           flush=True)
-    executor.execute(todo, planned, report)
+    executor.execute(todo, planned, follow_up)
     return 1 if any(r.outcome in ('failed', 'blocked') for r in planned) else 0
