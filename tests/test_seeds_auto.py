@@ -71,7 +71,8 @@ def test_smoke_seeds_auto_stops_per_claim_and_says_why(tmp_path):
     done = subprocess.run(
         [sys.executable, '-m', 'tools.run_table', 'table4', '--rows', ','.join(ROWS),
          '--tasks', 'cls', '--seeds', 'auto', '--max-seeds', '3', '--work-dir', str(work),
-         '--report-dir', str(out)], cwd=REPO, capture_output=True, text=True, timeout=1500)
+         '--report-dir', str(out), '--jobs', '2'],  # a round's runs two at a time
+        cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert 'table4: round 1 of at most 2' in done.stdout
     state = json.loads(rounds_file(work, 'table4', 'smoke').read_text())
