@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
 
 from engine.ema import EMA_HOOK_TYPES
 
@@ -85,14 +86,15 @@ def _set_dataset_root(cfg: Config, data_root: str) -> None:
 def load_config(path: Path) -> Config:
     """``Config.fromfile(path)``, parsed once per file version in a process: a table's commands
     build the same few base configs over and over, and mmengine reads every metafile of the
-    toolkit for each ``mmdet::`` base it resolves. The caller gets its own copy."""
+    toolkit for each ``mmdet::`` base it resolves. The caller gets its own copy. Its
+    ``custom_imports`` are not imported here: :func:`build_row_config` imports the run's own."""
     stat = path.stat()
     return copy.deepcopy(_parsed_config(str(path), stat.st_mtime_ns, stat.st_size))
 
 
 @functools.lru_cache(maxsize=64)
 def _parsed_config(path: str, mtime_ns: int, size: int) -> Config:
-    return Config.fromfile(path)
+    return Config.fromfile(path, import_custom_modules=False)
 
 
 def _merge_file(cfg: Config, path: Path) -> None:
@@ -115,7 +117,8 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
                      profile: str = 'smoke', data_root: Optional[Union[str, Path]] = None,
                      work_dir: Optional[Union[str, Path]] = None, seed: int = 0,
                      pretrained: Optional[Union[str, Path]] = None,
-                     check_data: bool = False, gpus: Optional[int] = None) -> Config:
+                     check_data: bool = False, gpus: Optional[int] = None,
+                     import_modules: bool = True) -> Config:
     """The complete mmengine config of one (table, row, task) run.
 
     ``data_root`` defaults to the generated tiny data for smoke and is required for full.
@@ -124,6 +127,9 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
     ``gpus``: GPUs of this task's run (full profile): the official global batch is kept on them
     (None: the official run's own GPU count). ``cfg.fidelity`` records the recipe as run.
     ``profile`` may name a reduced full run (``full@0.1+in100``, ``ablations.reduction``).
+    ``import_modules``: import the config's ``custom_imports`` (its registered components), as
+    the training process does; a config only hashed or read (``runs.rundir.identity``) need not
+    load the toolkits' models.
     """
     table = get_table(table) if isinstance(table, str) else table
     row = table.row(row) if isinstance(row, str) else row
@@ -171,6 +177,8 @@ def build_row_config(table: Union[str, AblationTable], row: Union[str, Row], tas
         # Smoke keeps its own small batch per process: N processes train N times the batch.
         cfg.fidelity = fidelity_record(cfg, gpus=gpus or 1, deviations=[
             'smoke profile: tiny data and model, a pipeline check, never a reproduction'])
+    if import_modules and cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
     return cfg
 
 

@@ -6,6 +6,9 @@ run end to end in test_runner.py::test_smoke_runs_learn_skip_resume_record_failu
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,26 @@ def test_det_run_is_stale_when_its_cls_run_is(tmp_path, monkeypatch):
         'the classification run it started from is stale'
     cell = _det_cell(tmp_path, monkeypatch, code=1)  # both runs stale: no current value
     assert 'stale' in cell and '32.1' not in cell
+
+
+@pytest.mark.slow
+def test_a_config_only_hashed_loads_no_toolkit_models():
+    """status and the report rebuild each finished run's config to hash it: without importing
+    its custom_imports (mmpretrain's models, and through them mmdet's), and to the same hash as
+    the config a training imports."""
+    code = '\n'.join([
+        'import sys',
+        'from runs.rundir import RunKey',
+        'from runs.rundir.identity import run_config',
+        "key = RunKey.train('table4', 'smoke', 'conv2-concat', 'cls', 0)",
+        'kw = dict(data_root=None, work_dir=None)',
+        "print(run_config(key, import_modules=False, **kw)[1], 'mmpretrain.models' in sys.modules)",
+        "print(run_config(key, **kw)[1], 'mmpretrain.models' in sys.modules)"])
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, '-c', code], cwd=repo, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(repo), PYTHONWARNINGS='ignore'))
+    assert done.returncode == 0, done.stderr[-2000:]
+    (hashed, loaded_before), (imported, loaded_after) = [
+        line.split() for line in done.stdout.splitlines()[-2:]]
+    assert (loaded_before, loaded_after) == ('False', 'True')
+    assert hashed == imported

@@ -45,12 +45,14 @@ _ANY_DATA_ROOT = Path('data')
 
 
 def run_config(key: RunKey, *, data_root: Optional[Path], work_dir: Optional[Path],
-               gpus: int = 1, pretrained: Optional[Path] = None, upstream: Optional[str] = None):
-    """(config, hash) of one training run."""
+               gpus: int = 1, pretrained: Optional[Path] = None, upstream: Optional[str] = None,
+               import_modules: bool = True):
+    """(config, hash) of one training run; ``import_modules``: as ``build_row_config``'s."""
     from ablations.compose import build_row_config
     cfg = build_row_config(key.table, key.row, key.task, profile=key.profile,
                            data_root=data_root if data_root is not None else _ANY_DATA_ROOT,
-                           work_dir=work_dir, seed=key.seed, pretrained=pretrained, gpus=gpus)
+                           work_dir=work_dir, seed=key.seed, pretrained=pretrained, gpus=gpus,
+                           import_modules=import_modules)
     return cfg, config_hash(cfg, upstream)
 
 
@@ -67,7 +69,8 @@ def stale_reason(key: RunKey, run_dir: Path, record: dict) -> Optional[str]:
         cfg, today = run_config(key, data_root=None, work_dir=None,
                                 gpus=int(record.get('gpus') or 1),
                                 pretrained=Path(record['pretrained']) if record.get('pretrained')
-                                else None, upstream=record.get('upstream_hash'))
+                                else None, upstream=record.get('upstream_hash'),
+                                import_modules=False)  # only hashed: no model built
     except Exception as err:  # the row or its config no longer builds
         return f'its config no longer builds ({err})'
     if today != recorded:
