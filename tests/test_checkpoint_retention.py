@@ -11,6 +11,7 @@ from mmengine.config import Config
 
 from ablations.compose import build_row_config
 from backbones.checkpoint_io import load_checkpoint
+from engine.trainer import TextOnceConfig
 from runs.rundir import handover_checkpoint
 from runs.table.footprint import checkpoint_footprint, format_bytes, table_footprint
 from tiers import first_of_each
@@ -55,7 +56,7 @@ def _pruned_cls_config(smoke_data, work_dir, max_iters):
     cfg.default_hooks.checkpoint = dict(full.default_hooks.checkpoint, by_epoch=False,
                                         interval=2)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=2)
-    return cfg
+    return TextOnceConfig.of(cfg)  # as the training process holds it (engine.trainer)
 
 
 @pytest.mark.slow

@@ -107,7 +107,9 @@ def recipe_config(table: str, row: str, data: Path, work_dir: Path, world: int):
     return cfg
 
 
-def train(table: str, row: str, data: Path, work_dir: Path, world: int, accumulation: int):
+def start(table: str, row: str, data: Path, work_dir: Path, world: int, accumulation: int):
+    """The layout's training, started (the layouts train side by side: independent runs, each
+    deterministic, on a port of its own)."""
     work_dir.mkdir(parents=True)
     cfg = recipe_config(table, row, data, work_dir, world)
     assert cfg.fidelity['accumulation'] == accumulation
@@ -118,9 +120,17 @@ def train(table: str, row: str, data: Path, work_dir: Path, world: int, accumula
     command = distributed_command('engine.trainer', [str(config), '--work-dir', str(work_dir)],
                                   layout, str(work_dir))
     env = dict(os.environ, PYTHONPATH=PYTHONPATH, OMP_NUM_THREADS='1')
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    errors = [line for line in done.stderr.splitlines() if 'Error' in line]
-    assert done.returncode == 0, (errors[-1:], done.stderr[-3000:])
+    with (work_dir / 'stderr.txt').open('w') as log:
+        return cfg, subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=log)
+
+
+def finish(work_dir: Path, started) -> dict:
+    cfg, process = started
+    process.wait()
+    stderr = (work_dir / 'stderr.txt').read_text()
+    errors = [line for line in stderr.splitlines() if 'Error' in line]
+    assert process.returncode == 0, (errors[-1:], stderr[-3000:])
     [saved] = work_dir.glob('*.pth')
     [scalars] = work_dir.glob('*/vis_data/scalars.json')
     records = [json.loads(line) for line in scalars.read_text().splitlines()]
@@ -180,8 +190,16 @@ def assert_same_weights(ours: dict, reference: dict, what: str) -> None:
 @pytest.mark.parametrize('family', sorted(RECIPES))
 def test_world_size_invariance_of_the_recipe(family, data, tmp_path):
     table, row = RECIPES[family]
-    runs = {(world, acc): train(table, row, data, tmp_path / f'{world}x{acc}', world, acc)
-            for world, acc in LAYOUTS}
+    started = {}
+    try:
+        for world, acc in LAYOUTS:
+            started[world, acc] = start(table, row, data, tmp_path / f'{world}x{acc}', world, acc)
+        runs = {(world, acc): finish(tmp_path / f'{world}x{acc}', started[world, acc])
+                for world, acc in LAYOUTS}
+    finally:  # a failed layout leaves no training behind
+        for _, process in started.values():
+            if process.poll() is None:
+                process.terminate()  # torchrun passes it on to its workers
     reference = runs[(4, 1)]['checkpoint']
     official = timm_lrs(runs[(4, 1)]['config'])
     # the warm-up and the cosine both inside the compared steps
