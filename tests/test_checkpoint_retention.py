@@ -129,3 +129,19 @@ def test_pruned_smoke_run_keeps_what_is_configured_and_hands_over(tmp_path, smok
         best_file.unlink()
     assert handover_checkpoint(work).name == 'iter_10.pth'
     assert handover_checkpoint(tmp_path / 'nothing') is None
+
+
+def test_a_run_whose_only_checkpoint_is_truncated_restarts_and_says_so(tmp_path):
+    """What the job does before a resume (runs/executors/resume.py) when no readable checkpoint
+    is left: the truncated file and the marker are kept aside, renamed, and mmengine starts
+    from scratch; the sentence goes to the run's console log."""
+    from runs.executors.resume import repair_resume_point
+    saved = tmp_path / 'epoch_6.pth'
+    torch.save({'meta': {'epoch': 6}}, saved)
+    saved.write_bytes(saved.read_bytes()[:100])  # killed while saving
+    (tmp_path / 'last_checkpoint').write_text(str(saved))
+    assert repair_resume_point(tmp_path) == \
+        'last checkpoint epoch_6.pth is unreadable and no older one is readable; training restarts'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_6.pth.unreadable',
+                                                          'last_checkpoint.unreadable']
+    assert repair_resume_point(tmp_path) is None  # nothing left to resume from: a fresh start
