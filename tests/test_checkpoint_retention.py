@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from ablations.compose import build_row_config
+from ablations.compose import build_row_config, load_config
 from backbones.checkpoint_io import load_checkpoint
 from engine.trainer import TextOnceConfig
 from runs.rundir import handover_checkpoint
@@ -26,7 +25,7 @@ FULL_CONFIGS = sorted(str(p.relative_to(REPO))
 @pytest.mark.parametrize('path', first_of_each(FULL_CONFIGS, lambda p: Path(p).parts[:2]),
                          ids=lambda p: Path(p).stem)
 def test_every_full_config_keeps_a_bounded_number_of_checkpoints(path):
-    cfg = Config.fromfile(str(REPO / path))
+    cfg = load_config(REPO / path)
     hook = cfg.default_hooks.checkpoint
     # docs/full_profile.md: every full config keeps the last two checkpoints (plus the best)
     assert hook.get('max_keep_ckpts') == 2, path
@@ -47,7 +46,7 @@ def _pruned_cls_config(smoke_data, work_dir, max_iters):
     """The smoke cls run with the full recipe's EMA and a checkpoint every 2 iterations."""
     cfg = build_row_config('table4', 'conv2-concat', 'cls', data_root=smoke_data,
                            work_dir=work_dir)
-    full = Config.fromfile(str(REPO / 'cls_configs/mambavision/mambavision-t_in1k.py'))
+    full = load_config(REPO / 'cls_configs/mambavision/mambavision-t_in1k.py')
     cfg.custom_hooks = full.custom_hooks  # EMA + MESA: the checkpoint then holds two copies
     cfg.train_dataloader.batch_size = 4
     cfg.train_dataloader.dataset.indices = 16

@@ -87,7 +87,7 @@ OFFICIAL_CONFIG_PARAMS = {
 
 def _load(path: str, task: str) -> Config:
     """The config with cost-only overrides for a CPU step (no parameter changes)."""
-    cfg = Config.fromfile(str(REPO / path))
+    cfg = load_config(REPO / path)
     model = cfg.model
     if model.backbone.type == 'MambaVision':
         model.backbone.window_size = WINDOWS[task]
@@ -234,7 +234,7 @@ def test_seg_config_builds_and_trains_one_step(path):
 ], ids=['mask-rcnn', 'retinanet'])
 def test_upsample_fpn_gives_the_detectors_strides(path, strides):
     """Backbone (strides 16, 32, 64) + UpsampleFPN = the levels the heads' anchors are laid on."""
-    cfg = Config.fromfile(str(REPO / path))
+    cfg = load_config(REPO / path)
     head = cfg.model.get('rpn_head') or cfg.model.bbox_head
     assert list(head.anchor_generator.strides) == strides
     model = _build(cfg).eval()
@@ -297,7 +297,8 @@ def test_downstream_recipes_share_one_decay_rule():
     a name contains 'norm', nothing else (norm layers by type, biases, A_log and D decay, as
     mmdet/mmseg ran the official configs; the sets: tests/test_official_recipes.py)."""
     for path in DET_CONFIGS + SEG_CONFIGS:
-        paramwise = Config.fromfile(str(REPO / path)).optim_wrapper.paramwise_cfg
+        paramwise = load_config(REPO / path).optim_wrapper.paramwise_cfg
         assert paramwise.custom_keys.norm == dict(decay_mult=0.0), path
         assert 'norm_decay_mult' not in paramwise and 'bias_decay_mult' not in paramwise, path
         assert not {'A_log', 'D'} & set(paramwise.get('custom_keys', {})), path
+from ablations.compose import load_config

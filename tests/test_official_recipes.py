@@ -19,6 +19,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from ablations.compose import load_config
 from ablations.recipes import get_recipe
 from tiers import first_of_each
 
@@ -39,7 +40,7 @@ def _mv_config(variant: str) -> Config:
 def _full(variant_config: str, gpus: int) -> Config:
     """A full config with the official global batch kept on ``gpus`` (ablations/compose.py)."""
     from ablations.compose import apply_global_batch
-    cfg = Config.fromfile(str(REPO / variant_config))
+    cfg = Config.fromfile(str(REPO / variant_config))  # its custom_imports: built below
     apply_global_batch(cfg, gpus)
     return cfg
 
@@ -191,7 +192,7 @@ def test_mobilemamba_lr_at_every_step_equals_timms(gpus):
 def test_the_dagger_schedule_spans_its_1000_epochs():
     """The † config's cosine runs over its own 1000 epochs, as the official s6s config's."""
     c = MM_CONFIG['s6s']
-    cfg = Config.fromfile(str(REPO / 'cls_configs/mobilemamba/mobilemamba-s6_in1k-dagger.py'))
+    cfg = load_config(REPO / 'cls_configs/mobilemamba/mobilemamba-s6_in1k-dagger.py')
     (sched, ) = cfg.param_scheduler
     assert cfg.train_cfg.max_epochs == sched.cycle == c['trainer']['epoch_full'] == 1000
     assert sched.warmup == c['trainer']['scheduler_kwargs']['warmup_epochs']
@@ -292,7 +293,7 @@ def test_mambavision_training_transform_is_the_official_timm_one(variant):
                                              ('t2', 'mobilemamba-t2_in1k.py'),
                                              ('b4', 'mobilemamba-b4_in1k.py')])
 def test_mobilemamba_training_transform_is_the_official_timm_one(variant, config):
-    cfg = Config.fromfile(str(REPO / 'cls_configs/mobilemamba' / config))
+    cfg = load_config(REPO / 'cls_configs/mobilemamba' / config)
     _assert_pipeline_is_timms(cfg.train_dataloader.dataset.pipeline,
                               _timm_train_transform(_mm_transform_kwargs(variant)))
 
@@ -303,7 +304,7 @@ def test_mobilemamba_validates_when_the_official_trainer_tests():
     e % test_per_epoch == 0; mmengine's EpochBasedTrainLoop decides its interval per epoch."""
     from mmengine.runner import EpochBasedTrainLoop
     c = MM_CONFIG['s6']['trainer']
-    cfg = Config.fromfile(str(REPO / 'cls_configs/mobilemamba/mobilemamba-s6_in1k.py'))
+    cfg = load_config(REPO / 'cls_configs/mobilemamba/mobilemamba-s6_in1k.py')
     t = cfg.train_cfg
     loop = EpochBasedTrainLoop(None, torch.utils.data.DataLoader(range(4)), t.max_epochs,
                                val_begin=t.get('val_begin', 1), val_interval=t.val_interval,
@@ -363,7 +364,7 @@ def test_mobilemamba_imagenet_no_decay_is_the_official_split():
     from backbones.convert import convert
     off = FIXTURE['mobilemamba']['in1k_no_decay']
     official_no_decay = set(convert('mobilemamba', {n: torch.zeros(1) for n in off['no_decay']}))
-    cfg = Config.fromfile(str(REPO / 'cls_configs/mobilemamba/mobilemamba-s6_in1k.py'))
+    cfg = load_config(REPO / 'cls_configs/mobilemamba/mobilemamba-s6_in1k.py')
     assert _our_no_decay(cfg, 'mmpretrain') == official_no_decay
 
 
@@ -381,7 +382,7 @@ def test_mobilemamba_downstream_no_decay_is_the_official_logs(task, config, log)
     logged = FIXTURE['mobilemamba']['downstream_no_decay'][log]
     assert len(logged) == 14 and _norm_rule(logged) == set(logged)
     official = set(convert('mobilemamba', {n: torch.zeros(1) for n in logged}))
-    cfg = Config.fromfile(str(REPO / config))
+    cfg = load_config(REPO / config)
     assert _our_no_decay(cfg, 'mmdet' if task == 'det' else 'mmseg') == official
 
 
@@ -399,7 +400,7 @@ def test_mambavision_downstream_no_decay_is_the_official_norm_rule(task, config)
                                            for n in _norm_rule(params)}))
     assert any('outnorm' in n for n in official) and not any('patch_embed' in n
                                                              for n in official)
-    cfg = Config.fromfile(str(REPO / config))
+    cfg = load_config(REPO / config)
     assert _our_no_decay(cfg, 'mmdet' if task == 'det' else 'mmseg') == official
 
 
@@ -523,7 +524,7 @@ def test_downstream_optimizer_and_lr_at_every_step_equal_the_official_configs(co
                                                                                key):
     from ablations.compose import apply_global_batch
     off = FIXTURE[family]['downstream_configs'][key]
-    cfg = Config.fromfile(str(REPO / config))
+    cfg = load_config(REPO / config)
     record = apply_global_batch(cfg, None)  # the official GPU count
     # The official global batch (GPUs x images per GPU of the official run).
     assert record['effective_batch'] == get_recipe(cfg.recipe).global_batch

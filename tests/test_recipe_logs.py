@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 from mmengine.config import Config
 
+from ablations.compose import load_config
 from ablations.reference_catalog import (CONFIG_REFERENCES, RELEASED_REFERENCES,
                                          load_reference)
 from ablations.recipes import RECIPES, get_recipe
@@ -57,7 +58,7 @@ KNOWN_MISMATCHES: dict[tuple[str, str], str] = {}
 @lru_cache(maxsize=None)
 def _ours(config: str) -> tuple[Config, object]:
     """The config as written (read, never changed) and the recipe it names."""
-    cfg = Config.fromfile(str(REPO / config))
+    cfg = load_config(REPO / config)
     return cfg, get_recipe(cfg.recipe)
 
 

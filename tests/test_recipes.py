@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from ablations.recipes import MAMBAVISION_VARIANTS, RECIPES, get_recipe, plan_batch
 from reports.fidelity import deviation_footnotes, fidelity_section
-from ablations.compose import build_row_config, describe_fidelity
+from ablations.compose import build_row_config, describe_fidelity, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = 'conv2-concat'
@@ -128,7 +128,7 @@ def test_every_full_config_names_a_recipe_whose_batch_it_holds():
                if p.name != 'smoke.py' and 'base' not in p.stem]
     assert len(configs) > 20
     for path in configs:
-        cfg = Config.fromfile(str(path))
+        cfg = load_config(path)
         recipe = get_recipe(cfg.recipe)
         assert cfg.train_dataloader.batch_size == recipe.per_gpu_batch, path.name
     assert {get_recipe(n).name for n in RECIPES} == set(RECIPES)
@@ -139,7 +139,7 @@ def test_every_full_config_names_a_recipe_whose_batch_it_holds():
 @pytest.mark.parametrize('arch', list(MAMBAVISION_VARIANTS))
 def test_mambavision_variant_configs_hold_the_official_values(arch):
     want = MAMBAVISION_VARIANTS[arch]
-    cfg = Config.fromfile(str(REPO / f'cls_configs/mambavision/mambavision-{arch.lower()}_in1k.py'))
+    cfg = load_config(REPO / f'cls_configs/mambavision/mambavision-{arch.lower()}_in1k.py')
     assert cfg.model.backbone.arch == arch
     assert cfg.model.mesa.weight == want['mesa']
     assert cfg.model.mesa.start_ratio == want['mesa_start_ratio']
@@ -190,7 +190,7 @@ def test_mesa_starts_after_the_start_ratio_in_a_real_run(tmp_path):
 
     data = make_tiny_datasets(tmp_path / 'smoke')
     cfg = build_row_config('table4', ROW, 'cls', data_root=data, work_dir=tmp_path / 'run')
-    full = Config.fromfile(str(REPO / 'cls_configs/mambavision/mambavision-t_in1k.py'))
+    full = load_config(REPO / 'cls_configs/mambavision/mambavision-t_in1k.py')
     assert full.model.type == 'MesaImageClassifier'
     hooks = copy.deepcopy(full.custom_hooks)
     (mesa_hook, ) = [h for h in hooks if h.type == 'MesaHook']
