@@ -84,10 +84,11 @@ def _set_dataset_root(cfg: Config, data_root: str) -> None:
 
 
 def load_config(path: Path) -> Config:
-    """``Config.fromfile(path)``, parsed once per file version in a process: a table's commands
-    build the same few base configs over and over, and mmengine reads every metafile of the
-    toolkit for each ``mmdet::`` base it resolves. The caller gets its own copy. Its
-    ``custom_imports`` are not imported here: :func:`build_row_config` imports the run's own."""
+    """``Config.fromfile(path)``, parsed once per version of the file (its size and mtime; its
+    ``_base_`` files are read with it) in a process: a table's commands build the same few base
+    configs over and over, and mmengine reads every metafile of the toolkit for each ``mmdet::``
+    base it resolves. The caller gets its own copy. Its ``custom_imports`` are not imported
+    here: :func:`build_row_config` imports the run's own."""
     stat = path.stat()
     return copy.deepcopy(_parsed_config(str(path), stat.st_mtime_ns, stat.st_size))
 
