@@ -95,9 +95,9 @@ def learn(plan: dict, table: AblationTable, seeds: Sequence[Union[int, str]],
     rows, tasks = _planned(plan)
     scoped = scoped_table(table, rows, tasks)
     pairs = seq.pairs(scoped)
+    planned = {(p.claim.better, p.claim.worse, p.metric) for p in pairs}
     left_out = [p for p in seq.pairs(table)
-                if (p.claim.better, p.claim.worse, p.metric) not in
-                {(q.claim.better, q.claim.worse, q.metric) for q in pairs}]
+                if (p.claim.better, p.claim.worse, p.metric) not in planned]
     expected = seq.expected_seed_runs(scoped, max_seeds) if AUTO in seeds and pairs else {}
     keys = [f'P{i}' for i in range(1, len(pairs) + 1)]
     lines = []

@@ -669,9 +669,7 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
         data_dir=str(data_dir), cfg_options=cfg_options or {},
         wall_seconds=round(time.monotonic() - start, 1),
         train_set_sizes=TRAIN_SET_SIZES, assumptions=list(ASSUMPTIONS),
-        runs={name: dict(entry, estimates={str(g): estimate_at(entry, g) for g in gpus})
-              for name, entry in entries.items()},
-        totals={str(g): table_totals(entries, g) for g in gpus})
+        **_estimated(entries, gpus))
     plan['reductions'] = [run_profile(PLAN_PROFILE, r) for r in reductions]
     plan['profiles'] = {}
     for reduction in reductions:
@@ -682,9 +680,7 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
                        for name, entry in entries.items()}
             plan['profiles'][profile] = dict(
                 schedule_scale=reduction.schedule_scale, subset=reduction.subset,
-                runs={name: dict(entry, estimates={str(g): estimate_at(entry, g) for g in gpus})
-                      for name, entry in reduced.items()},
-                totals={str(g): table_totals(reduced, g) for g in gpus})
+                **_estimated(reduced, gpus))
     learn_error = None
     if learn is not None:
         try:  # the pilots' plan is written whatever happens here
@@ -709,6 +705,13 @@ def plan_table(table: AblationTable, rows: Sequence[str], tasks: Sequence[str], 
     if learn_error:
         print(f'  failed: what you learn for what it costs: {learn_error}')
     return 1 if failed or unbuilt or learn_error else 0
+
+
+def _estimated(entries: dict[str, dict], gpus: Sequence[int]) -> dict:
+    """A profile's ``runs`` (each entry with its estimate at every GPU count) and ``totals``."""
+    return dict(runs={name: dict(entry, estimates={str(g): estimate_at(entry, g) for g in gpus})
+                      for name, entry in entries.items()},
+                totals={str(g): table_totals(entries, g) for g in gpus})
 
 
 def reduced_entry(entry: dict, table: str, name: str, profile: str, gpus: Sequence[int],
@@ -745,6 +748,11 @@ def _hours(value: Optional[float]) -> str:
     return '-' if value is None else f'{value:,.1f}'
 
 
+def _row(cells: Sequence) -> str:
+    """A markdown table row, a '|' inside a cell escaped."""
+    return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
+
+
 def render_markdown(plan: dict) -> str:
     gpus = plan['gpus']
     lines = [f'# Plan of {plan["table"]}: full-profile pilots', '',
@@ -778,7 +786,7 @@ def render_markdown(plan: dict) -> str:
         if not ok:
             flags = [f'FAILED: {entry["error"]} (log: {entry["log"]})']
         cells.append('; '.join(flags) or '')
-        lines.append('| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |')
+        lines.append(_row(cells))
     profiles = plan.get('profiles') or {}
     lines += ['', ('| profile ' if profiles else '') + '| GPUs per run | table GPU-hours | '
               'wall hours in sequence | wall hours in parallel (GPUs) | runs not estimated |',
@@ -808,8 +816,7 @@ def render_markdown(plan: dict) -> str:
                         cells += [f'{est["total_iters"]:,}', _hours(est['gpu_hours'])]
                 else:
                     cells += [f'FAILED: {entry["error"]}'] + ['-'] * (2 * len(gpus))
-                lines.append('| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells)
-                             + ' |')
+                lines.append(_row(cells))
     if any(e.get('official') for e in plan['runs'].values()):
         lines += ['', 'Official run: what the official repository\'s published training log of '
                   'the same recipe measured (`ablations/reference_catalog.py`): its median '
