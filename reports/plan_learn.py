@@ -89,7 +89,7 @@ def _cost(runs: dict[str, dict], seeds: Union[int, str], gpus: int,
 
 
 def learn(plan: dict, table: AblationTable, seeds: Sequence[Union[int, str]],
-          max_seeds: int = 5) -> dict:
+          max_seeds: int = seq.DEFAULT_MAX_SEEDS) -> dict:
     """The section's numbers for a written plan (``runs.commands.planner.plan_table``'s dict,
     its ``reductions`` and ``profiles``), and its ``markdown``. ``seeds``: N and/or 'auto'."""
     rows, tasks = _planned(plan)

@@ -126,8 +126,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='seeds per (row, task) to cost and to power each claim for, e.g. '
                         '1,3; or auto: seeds in rounds until each claim resolves '
                         '(docs/seed_noise.md)')
-    parser.add_argument('--max-seeds', default='5',
-                        help='--seeds auto: at most this many seeds per row (default 5)')
+    parser.add_argument('--max-seeds', default=str(seq.DEFAULT_MAX_SEEDS),
+                        help='--seeds auto: at most this many seeds per row (default '
+                        f'{seq.DEFAULT_MAX_SEEDS})')
     return parser.parse_args(argv)
 
 

@@ -91,8 +91,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TableOptions:
     parser.add_argument('--seeds', default='1',
                         help='seeds per (row, task), 0..N-1; or auto: seeds in rounds until '
                              'each claim resolves (docs/seed_noise.md)')
-    parser.add_argument('--max-seeds', type=int, default=5,
-                        help='--seeds auto: at most this many seeds per row (default 5)')
+    parser.add_argument('--max-seeds', type=int, default=seq.DEFAULT_MAX_SEEDS,
+                        help='--seeds auto: at most this many seeds per row (default '
+                        f'{seq.DEFAULT_MAX_SEEDS})')
     parser.add_argument('--gpus', default='1',
                         help='GPUs per run: N for every task, or per task as cls=32,det=8,seg=8')
     parser.add_argument('--launcher', choices=LAUNCHERS,

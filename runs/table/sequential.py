@@ -20,6 +20,7 @@ POWER = 0.8             # what ``seeds_needed`` sizes max-seeds for at the paper
 # First look at the fewest seeds a row that show a spread: it can seldom reproduce, but it can
 # call a pair futile that max-seeds cannot resolve, and its exact t quantile costs no alpha.
 MIN_SEEDS = 2
+DEFAULT_MAX_SEEDS = 5   # --max-seeds when not given (run_table and plan)
 FUTILITY_CP = 0.1       # futile below this conditional power (seeds saved vs power lost)
 T_EXTRA_SEEDS = 1       # seeds per row added to the known-SD size for estimating the SD
 REPRODUCED, CONTRADICTED = 'reproduced', 'contradicted'
