@@ -93,13 +93,12 @@ def rounds_file(work_dir: Path, table: str, profile: str) -> Path:
 def write_rounds(path: Path, table: AblationTable, decision: Decision, max_seeds: int,
                  round_: int) -> None:
     """What ``status`` and the report show: each pair's decision after the latest round."""
+    def number(x: float) -> Optional[float]:  # JSON has no NaN: none yet
+        return None if math.isnan(x) else x
     pairs = [dict(claim=p.claim.text, better=p.claim.better, worse=p.claim.worse,
                   metric=p.metric, paper_step=p.step, decision=v.decision, seeds=v.n,
-                  diff=None if math.isnan(v.diff) else v.diff,
-                  stat=None if math.isnan(v.stat) else v.stat,
-                  bound=None if math.isnan(v.bound) else v.bound, noise=v.noise,
-                  conditional_power=None if math.isnan(v.conditional_power)
-                  else v.conditional_power)
+                  diff=number(v.diff), stat=number(v.stat), bound=number(v.bound),
+                  noise=v.noise, conditional_power=number(v.conditional_power))
              for p, v in decision.verdicts.items()]
     state = dict(table=table.name, max_seeds=max_seeds, round=round_,
                  next_seeds=decision.seeds, next_runs=decision.runs, values=decision.values,
